@@ -1,0 +1,2 @@
+//! fedctl
+fn main() {}

@@ -1,0 +1,1 @@
+//! Integration tests of fednet on real control planes live in `tests/tests/`.
