@@ -1,0 +1,211 @@
+//! The seam every backend implements.
+//!
+//! A backend has a pure half and an effectful half:
+//! - pure: [`NetworkBackend::capabilities`], [`NetworkBackend::validate`],
+//!   [`NetworkBackend::targets`], [`NetworkBackend::render`] and [`NetworkBackend::assess`]
+//!   are functions of their inputs, so they are tested without I/O;
+//! - effectful: [`NetworkBackend::observe`], [`NetworkBackend::apply`],
+//!   [`NetworkBackend::delete`] talk to one [`Target`] each, and are tested against real API
+//!   servers (or, for REST controllers, a contract mock of the real spec).
+//!
+//! The engine owns the order of calls, concurrency, timeouts, retries, diffing and orphan
+//! cleanup, so a backend never has to re-implement them.
+
+mod error;
+mod objects;
+
+pub use error::BackendError;
+pub use objects::{DesiredObject, DesiredState, ObjectKey, Observed, ObservedObject, is_subset};
+
+use crate::api::{BackendKind, LinkPhase, TopologyKind};
+use crate::plan::{NetworkPlan, NetworkRef};
+use async_trait::async_trait;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where a backend's objects live. Not always a member cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "type", content = "name")]
+pub enum Target {
+    /// A member cluster, by `MemberCluster` name.
+    Member(String),
+    /// A broker cluster (Submariner), by `MemberCluster` name.
+    Broker(String),
+    /// A REST controller (SD-WAN), by a name the backend chooses.
+    Controller(String),
+}
+
+impl Target {
+    /// The member cluster this target lives in, if it is one.
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            Self::Member(m) | Self::Broker(m) => Some(m),
+            Self::Controller(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Member(n) => write!(f, "member/{n}"),
+            Self::Broker(n) => write!(f, "broker/{n}"),
+            Self::Controller(n) => write!(f, "controller/{n}"),
+        }
+    }
+}
+
+/// The network layer a backend connects at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Layer {
+    /// Pod and service IP connectivity (Submariner, SD-WAN).
+    L3,
+    /// Application-level service connectivity (Skupper).
+    L7,
+}
+
+/// What a backend can do; the core refuses networks a backend cannot serve.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// The layer it connects at.
+    pub layer: Layer,
+    /// Whether members may have overlapping pod or service CIDRs.
+    pub overlapping_cidrs: bool,
+    /// Whether link costs are honoured.
+    pub link_costs: bool,
+    /// Whether traffic between members is encrypted.
+    pub encryption: bool,
+    /// Whether a broker cluster is needed.
+    pub needs_broker: bool,
+    /// Topology strategies it can realise.
+    pub topologies: Vec<TopologyKind>,
+}
+
+/// One reason a network cannot be served, with the field it concerns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ValidationIssue {
+    /// JSON path of the offending field, e.g. `spec.backend.skupper.ha`.
+    pub field: String,
+    /// What is wrong, for a human.
+    pub message: String,
+}
+
+impl std::fmt::Display for ValidationIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Health of one planned link as the backend reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LinkHealth {
+    /// Dialing member.
+    pub dialer: String,
+    /// Accepting member.
+    pub acceptor: String,
+    /// Namespace (site) of the link.
+    pub namespace: String,
+    /// Up, Pending or Down.
+    pub phase: LinkPhase,
+    /// Why it is not up.
+    pub message: Option<String>,
+}
+
+/// Health of one shared service in one consuming member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceHealth {
+    /// `FederatedService` name.
+    pub service: String,
+    /// Consuming member.
+    pub consumer: String,
+    /// Whether the consumer can reach the service.
+    pub ready: bool,
+    /// Why not.
+    pub message: Option<String>,
+}
+
+/// What the backend reads off the observed objects.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize)]
+pub struct Health {
+    /// One entry per planned link.
+    pub links: Vec<LinkHealth>,
+    /// One entry per (service, consumer).
+    pub services: Vec<ServiceHealth>,
+    /// Members whose sites are not ready yet, with the reason.
+    pub members_not_ready: BTreeMap<String, String>,
+}
+
+/// A network backend. Implementations are `Send + Sync` and shared behind an `Arc`.
+#[cfg_attr(any(test, feature = "mockall"), mockall::automock)]
+#[async_trait]
+pub trait NetworkBackend: Send + Sync {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Backend-specific checks of a plan (pure). An empty list means it can be served.
+    /// The engine has already checked the plan against [`Self::capabilities`].
+    fn validate(&self, plan: &NetworkPlan) -> Vec<ValidationIssue>;
+
+    /// Every target the plan touches (pure).
+    fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target>;
+
+    /// The desired objects per target (pure). `observed` carries what was read from the
+    /// targets this pass (e.g. a site's resolved endpoints), so rendering can depend on it;
+    /// a target missing from `observed` could not be read and should still be rendered from
+    /// what is known, or left out.
+    fn render(
+        &self,
+        plan: &NetworkPlan,
+        observed: &BTreeMap<Target, Observed>,
+    ) -> Result<DesiredState, BackendError>;
+
+    /// Per-link and per-service health, read off observed objects (pure). Stale or missing
+    /// state is never reported as healthy.
+    fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health;
+
+    /// Reads everything the network owns on `target` (by ownership label), plus whatever
+    /// else rendering needs from it.
+    async fn observe(&self, target: &Target, network: &NetworkRef) -> Result<Observed, BackendError>;
+
+    /// Creates or updates `objects` on `target` (server-side apply for Kubernetes targets).
+    async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError>;
+
+    /// Deletes `keys` from `target`; objects already gone count as deleted.
+    async fn delete(&self, target: &Target, keys: &[ObjectKey]) -> Result<(), BackendError>;
+
+    /// Whether removing this no-longer-desired object must wait until the planned links of
+    /// its target are up (make before break). Link credentials and links say yes; a
+    /// service's listener, say, need not wait.
+    fn waits_for_links(&self, key: &ObjectKey) -> bool;
+}
+
+/// Checks a plan against a backend's capabilities (pure).
+pub fn check_capabilities(caps: &Capabilities, plan: &NetworkPlan) -> Vec<ValidationIssue> {
+    let mut issues = Vec::new();
+    if !caps.topologies.contains(&plan.topology_kind) {
+        issues.push(ValidationIssue {
+            field: "spec.topology.type".into(),
+            message: format!("this backend cannot realise a {:?} topology", plan.topology_kind),
+        });
+    }
+    if !caps.link_costs && plan.topology.links.iter().any(|l| l.cost != 1) {
+        issues.push(ValidationIssue {
+            field: "spec.topology".into(),
+            message: "this backend does not support link costs; remove them or use cost 1".into(),
+        });
+    }
+    if !caps.overlapping_cidrs {
+        if let Some((a, b, cidr)) = plan.overlapping_cidrs().into_iter().next() {
+            issues.push(ValidationIssue {
+                field: "spec.members".into(),
+                message: format!(
+                    "members {a} and {b} overlap in {cidr}; this backend cannot connect overlapping CIDRs"
+                ),
+            });
+        }
+    }
+    issues
+}

@@ -1,0 +1,137 @@
+//! Desired and observed objects, backend-neutral.
+
+use super::Target;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Identity of one object on a target.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectKey {
+    /// `group/version` (or `v1` for the core group).
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace, for namespaced objects.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// A namespaced key.
+    pub fn namespaced(api_version: &str, kind: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            namespace: Some(namespace.to_owned()),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{} {}/{}", self.api_version, self.kind, ns, self.name),
+            None => write!(f, "{}/{} {}", self.api_version, self.kind, self.name),
+        }
+    }
+}
+
+/// One object a backend wants on a target: the full body it applies (including
+/// `apiVersion`, `kind`, `metadata` with ownership labels, and `spec` or `data`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DesiredObject {
+    /// Identity.
+    pub key: ObjectKey,
+    /// Body to apply.
+    pub body: Value,
+}
+
+/// Desired objects per target.
+#[derive(Clone, Debug, PartialEq, Default, Serialize)]
+pub struct DesiredState {
+    /// Objects keyed by target. A target with an empty list owns nothing.
+    pub targets: BTreeMap<Target, Vec<DesiredObject>>,
+}
+
+impl DesiredState {
+    /// Adds an object for a target.
+    pub fn push(&mut self, target: Target, object: DesiredObject) {
+        self.targets.entry(target).or_default().push(object);
+    }
+
+    /// Number of objects over all targets.
+    pub fn object_count(&self) -> usize {
+        self.targets.values().map(Vec::len).sum()
+    }
+}
+
+/// One object read from a target, as the server returned it (including status).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ObservedObject {
+    /// Identity.
+    pub key: ObjectKey,
+    /// Full body.
+    pub body: Value,
+    /// Whether the network owns it (carries its ownership label). Objects read only to
+    /// inform rendering (a Secret a backend controller wrote, say) are not owned and are
+    /// never deleted by orphan cleanup.
+    pub owned: bool,
+}
+
+/// Everything read from one target.
+#[derive(Clone, Debug, PartialEq, Default, Serialize)]
+pub struct Observed {
+    /// The objects.
+    pub objects: Vec<ObservedObject>,
+}
+
+impl Observed {
+    /// The object with this key, if it was read.
+    pub fn get(&self, key: &ObjectKey) -> Option<&ObservedObject> {
+        self.objects.iter().find(|o| &o.key == key)
+    }
+
+    /// Objects of one kind.
+    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a ObservedObject> + 'a {
+        self.objects.iter().filter(move |o| o.key.kind == kind)
+    }
+}
+
+/// Whether every field set in `desired` has the same value in `observed`. Fields the server
+/// added (defaults, status, metadata it manages) do not count, so a converged object
+/// compares equal and an edited one (drift) does not.
+pub fn is_subset(desired: &Value, observed: &Value) -> bool {
+    match (desired, observed) {
+        (Value::Object(d), Value::Object(o)) => d
+            .iter()
+            .all(|(k, dv)| o.get(k).is_some_and(|ov| is_subset(dv, ov))),
+        (Value::Array(d), Value::Array(o)) => {
+            d.len() == o.len() && d.iter().zip(o).all(|(dv, ov)| is_subset(dv, ov))
+        }
+        (Value::Number(d), Value::Number(o)) => d.as_f64() == o.as_f64(),
+        (d, o) => d == o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_ignores_server_added_fields_but_sees_drift() {
+        let desired = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"cost": 2, "items": [1, 2]}});
+        let observed = json!({"metadata": {"name": "a", "uid": "u", "labels": {"x": "1", "y": "2"}},
+                               "spec": {"cost": 2, "items": [1, 2], "extra": true}, "status": {}});
+        assert!(is_subset(&desired, &observed));
+        let drifted = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"cost": 5, "items": [1, 2]}});
+        assert!(!is_subset(&desired, &drifted));
+        let shorter = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"cost": 2, "items": [1]}});
+        assert!(!is_subset(&desired, &shorter));
+        assert!(!is_subset(&desired, &json!({"metadata": {"name": "a"}})));
+    }
+}

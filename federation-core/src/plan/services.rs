@@ -1,0 +1,161 @@
+//! Planning of shared services.
+
+use super::{NetworkRef, matches_selector};
+use crate::api::{FederatedNetworkSpec, FederatedService, MemberCluster, ServiceExporter};
+use kube::ResourceExt;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// One port of a planned service, with its routing key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortPlan {
+    /// Port name.
+    pub name: String,
+    /// Port consumers connect to.
+    pub port: u16,
+    /// Port the workload listens on.
+    pub target_port: u16,
+    /// Key that pairs exporters and consumers of this port (deterministic, unique per
+    /// network, service and port).
+    pub routing_key: String,
+}
+
+/// A shared service as planned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePlan {
+    /// `FederatedService` name on the hub.
+    pub name: String,
+    /// Namespace in the members.
+    pub namespace: String,
+    /// Service name consumers use.
+    pub service_name: String,
+    /// Exporting members.
+    pub exporters: Vec<ServiceExporter>,
+    /// Consuming members, sorted.
+    pub consumers: Vec<String>,
+    /// Ports.
+    pub ports: Vec<PortPlan>,
+}
+
+/// A shared service that cannot be planned, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedService {
+    /// `FederatedService` name on the hub.
+    pub name: String,
+    /// Stable reason.
+    pub reason: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The routing key of one port of one shared service of one network:
+/// `<network ns>.<network>.<service>.<port>`. Names are DNS labels, so the dots make the
+/// key unambiguous.
+pub fn routing_key(network: &NetworkRef, service: &str, port: &str) -> String {
+    format!("{}.{}.{}.{}", network.namespace, network.name, service, port)
+}
+
+pub(super) fn plan_services(
+    network: &NetworkRef,
+    spec: &FederatedNetworkSpec,
+    members: &BTreeSet<&str>,
+    member_clusters: &[MemberCluster],
+    services: &[FederatedService],
+) -> (Vec<ServicePlan>, Vec<RejectedService>) {
+    let mut planned = Vec::new();
+    let mut rejected = Vec::new();
+    let mut mine: Vec<&FederatedService> = services
+        .iter()
+        .filter(|s| s.spec.network == network.name && s.namespace().as_deref() == Some(&network.namespace))
+        .collect();
+    mine.sort_by_key(|s| s.name_any());
+    let mut service_names: BTreeSet<(String, String)> = BTreeSet::new();
+    for svc in mine {
+        let name = svc.name_any();
+        match plan_service(network, spec, members, member_clusters, svc) {
+            Ok(plan) => {
+                // Two FederatedServices publishing the same Service name in the same namespace
+                // would fight over one Listener; the first by name wins, the other is refused.
+                if service_names.insert((plan.namespace.clone(), plan.service_name.clone())) {
+                    planned.push(plan);
+                } else {
+                    rejected.push(RejectedService {
+                        name,
+                        reason: "ServiceNameConflict".into(),
+                        message: format!(
+                            "another FederatedService of this network already publishes {}/{}",
+                            plan.namespace, plan.service_name
+                        ),
+                    });
+                }
+            }
+            Err((reason, message)) => rejected.push(RejectedService { name, reason: reason.into(), message }),
+        }
+    }
+    (planned, rejected)
+}
+
+fn plan_service(
+    network: &NetworkRef,
+    spec: &FederatedNetworkSpec,
+    members: &BTreeSet<&str>,
+    member_clusters: &[MemberCluster],
+    svc: &FederatedService,
+) -> Result<ServicePlan, (&'static str, String)> {
+    let s = &svc.spec;
+    if !spec.namespaces.contains(&s.namespace) {
+        return Err((
+            "NamespaceNotInNetwork",
+            format!("namespace {} is not one of the network's namespaces", s.namespace),
+        ));
+    }
+    if let Some(e) = s.exporters.iter().find(|e| !members.contains(e.member.as_str())) {
+        return Err(("ExporterNotMember", format!("exporter {} is not a member of the network", e.member)));
+    }
+    let consumers: BTreeSet<String> = match &s.consumers {
+        None => members.iter().map(|m| (*m).to_owned()).collect(),
+        Some(sel) => {
+            let mut out = BTreeSet::new();
+            for n in &sel.names {
+                if !members.contains(n.as_str()) {
+                    return Err(("ConsumerNotMember", format!("consumer {n} is not a member of the network")));
+                }
+                out.insert(n.clone());
+            }
+            if let Some(selector) = &sel.selector {
+                for mc in member_clusters.iter().filter(|m| members.contains(m.name_any().as_str())) {
+                    let hit = matches_selector(selector, mc.metadata.labels.as_ref())
+                        .map_err(|e| ("InvalidSelector", format!("spec.consumers.selector: {e}")))?;
+                    if hit {
+                        out.insert(mc.name_any());
+                    }
+                }
+            }
+            out
+        }
+    };
+    let name = svc.name_any();
+    let ports = s
+        .ports
+        .iter()
+        .map(|p| PortPlan {
+            name: p.name.clone(),
+            port: p.port,
+            target_port: p.target_port.unwrap_or(p.port),
+            routing_key: routing_key(network, &name, &p.name),
+        })
+        .collect();
+    let mut exporters = s.exporters.clone();
+    exporters.sort_by(|a, b| a.member.cmp(&b.member));
+    Ok(ServicePlan {
+        name,
+        namespace: s.namespace.clone(),
+        service_name: s.service_name.clone(),
+        exporters,
+        consumers: consumers.into_iter().collect(),
+        ports,
+    })
+}
