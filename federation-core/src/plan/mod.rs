@@ -202,3 +202,6 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
         rejected_services,
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,3 +14,6 @@ pub use service::service_status;
 pub fn changed<S: PartialEq>(old: Option<&S>, new: S) -> Option<S> {
     (old != Some(&new)).then_some(new)
 }
+
+#[cfg(test)]
+mod tests;
