@@ -78,14 +78,14 @@ impl ReconcileReport {
     }
 
     /// Whether the pass found everything in place: valid, nothing written, nothing failing,
-    /// nothing waiting for removal.
+    /// nothing waiting for removal. A leaving target found empty counts as done.
     pub fn is_converged(&self) -> bool {
         self.invalid.is_empty()
             && self.render_error.is_none()
             && self
                 .targets
                 .values()
-                .all(|t| t.outcome == TargetOutcome::Converged && t.orphans_waiting == 0 && !t.leaving)
+                .all(|t| t.outcome == TargetOutcome::Converged && t.orphans_waiting == 0)
     }
 }
 

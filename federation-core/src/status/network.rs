@@ -93,7 +93,9 @@ pub fn network_status(
             members.push(MemberState { name: m.name.clone(), phase, message });
         }
     }
-    for (target, r) in report.targets.iter().filter(|(_, r)| r.leaving) {
+    // A leaving member stays listed until a pass finds nothing of the network left on it.
+    let still_leaving = report.targets.iter().filter(|(_, r)| r.leaving && r.outcome != TargetOutcome::Converged);
+    for (target, r) in still_leaving {
         if let Some(m) = target.member() {
             let message = match &r.outcome {
                 TargetOutcome::Failed { error } => Some(format!("teardown pending: {error}")),

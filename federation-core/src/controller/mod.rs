@@ -1,0 +1,128 @@
+//! Reconcile functions for the hub's kinds, ready to be driven by `kube::runtime::Controller`
+//! (the operator binary only wires them up).
+//!
+//! - [`reconcile_network`]: plans a `FederatedNetwork`, runs the engine of its backend,
+//!   writes the network's and its services' statuses when they changed, and tears the
+//!   network down behind the [`NETWORK_FINALIZER`](crate::api::NETWORK_FINALIZER).
+//! - [`reconcile_member`]: probes a `MemberCluster` and writes its status when it changed.
+
+mod member;
+mod network;
+
+pub use member::reconcile_member;
+pub use network::{error_policy, reconcile_network};
+
+use crate::api::BackendKind;
+use crate::cluster::MemberRegistry;
+use crate::engine::Engine;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::runtime::events::Recorder;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Source of the current time, injectable so tests control `lastTransitionTime`.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Everything the reconcile functions share.
+#[derive(Clone)]
+pub struct Context {
+    /// Client of the hub cluster.
+    pub hub: Client,
+    /// Member clients.
+    pub registry: Arc<MemberRegistry>,
+    /// One engine per backend kind this operator serves.
+    pub engines: BTreeMap<BackendKind, Engine>,
+    /// Publishes Kubernetes Events on hub objects.
+    pub recorder: Option<Recorder>,
+    /// The clock.
+    pub clock: Clock,
+    /// Requeue delays.
+    pub timing: Timing,
+}
+
+/// How often things are looked at again.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// After a pass that wrote or found something still moving.
+    pub progressing: Duration,
+    /// After a pass that found everything converged (drift is still caught by watches).
+    pub converged: Duration,
+    /// Between member probes.
+    pub probe_interval: Duration,
+    /// Time budget of one member probe.
+    pub probe_timeout: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            progressing: Duration::from_secs(3),
+            converged: Duration::from_secs(300),
+            probe_interval: Duration::from_secs(30),
+            probe_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Context {
+    /// A context with the system clock and default timing.
+    pub fn new(hub: Client, registry: Arc<MemberRegistry>, engines: BTreeMap<BackendKind, Engine>) -> Self {
+        Self {
+            hub,
+            registry,
+            engines,
+            recorder: None,
+            clock: Arc::new(Timestamp::now),
+            timing: Timing::default(),
+        }
+    }
+}
+
+/// Errors of the reconcile functions. Each is retried by the controller's error policy.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// A hub API call failed.
+    #[error("{verb} {what} on the hub: {source}")]
+    Hub {
+        /// What was being done.
+        verb: &'static str,
+        /// The object or kind.
+        what: String,
+        /// Client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Teardown is not finished: some members still hold objects of the network.
+    #[error("teardown of {network} pending on: {pending}")]
+    TeardownPending {
+        /// The network.
+        network: String,
+        /// Targets and why.
+        pending: String,
+    },
+    /// The object lacks a namespace or name.
+    #[error("object without {0}")]
+    MissingField(&'static str),
+    /// The finalizer helper failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl ControllerError {
+    /// A short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Hub { .. } => "hub",
+            Self::TeardownPending { .. } => "teardown_pending",
+            Self::MissingField(_) => "missing_field",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+fn hub_error(verb: &'static str, what: impl Into<String>) -> impl FnOnce(kube::Error) -> ControllerError {
+    let what = what.into();
+    move |source| ControllerError::Hub { verb, what, source }
+}
