@@ -8,7 +8,11 @@ pub fn member(name: &str) -> MemberCluster {
         name,
         MemberClusterSpec {
             cluster_id: name.into(),
-            kubeconfig_secret_ref: SecretKeyRef { namespace: "fednet-system".into(), name: format!("{name}-kubeconfig"), key: None },
+            kubeconfig_secret_ref: SecretKeyRef {
+                namespace: "fednet-system".into(),
+                name: format!("{name}-kubeconfig"),
+                key: None,
+            },
             location: None,
             network: None,
         },
@@ -21,8 +25,16 @@ pub fn network(name: &str, members: &[&str], topology: TopologySpec) -> Federate
     let mut net = FederatedNetwork::new(
         name,
         FederatedNetworkSpec {
-            backend: BackendSpec { kind: BackendKind::Skupper, skupper: None, submariner: None, sdwan: None },
-            members: MemberSelection { names: members.iter().map(|m| (*m).to_owned()).collect(), selector: None },
+            backend: BackendSpec {
+                kind: BackendKind::Skupper,
+                skupper: None,
+                submariner: None,
+                sdwan: None,
+            },
+            members: MemberSelection {
+                names: members.iter().map(|m| (*m).to_owned()).collect(),
+                selector: None,
+            },
             namespaces: vec!["apps".into()],
             topology,
         },
@@ -37,7 +49,12 @@ pub fn network(name: &str, members: &[&str], topology: TopologySpec) -> Federate
 }
 
 pub fn full_mesh() -> TopologySpec {
-    TopologySpec { kind: TopologyKind::FullMesh, default_cost: None, hub_spoke: None, explicit: None }
+    TopologySpec {
+        kind: TopologyKind::FullMesh,
+        default_cost: None,
+        hub_spoke: None,
+        explicit: None,
+    }
 }
 
 pub fn hub_spoke(hubs: &[&str]) -> TopologySpec {
@@ -67,7 +84,11 @@ pub fn service(name: &str, network: &str, exporter: &str) -> FederatedService {
                 host: None,
             }],
             consumers: None,
-            ports: vec![ServicePort { name: "http".into(), port: 8080, target_port: None }],
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 8080,
+                target_port: None,
+            }],
         },
     );
     svc.metadata.namespace = Some("fednet-system".into());
@@ -75,7 +96,11 @@ pub fn service(name: &str, network: &str, exporter: &str) -> FederatedService {
 }
 
 /// Plans `network` over `members` (all registered, all healthy) with `services`.
-pub fn plan_of(network: &FederatedNetwork, members: &[&str], services: &[FederatedService]) -> crate::plan::NetworkPlan {
+pub fn plan_of(
+    network: &FederatedNetwork,
+    members: &[&str],
+    services: &[FederatedService],
+) -> crate::plan::NetworkPlan {
     let mcs: Vec<MemberCluster> = members.iter().map(|m| member(m)).collect();
     crate::plan::plan(crate::plan::PlanInput {
         network,

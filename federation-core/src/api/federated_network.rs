@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self.topology.type != 'HubSpoke' || has(self.members.selector) || self.topology.hubSpoke.hubs.all(h, h in self.members.names)").message("every hub must be one of spec.members.names"))]
-#[x_kube(validation = Rule::new("self.topology.type != 'Explicit' || has(self.members.selector) || self.topology.explicit.links.all(l, l.dialer in self.members.names && l.acceptor in self.members.names)").message("both ends of every explicit link must be members"))]
 #[serde(rename_all = "camelCase")]
 pub struct FederatedNetworkSpec {
     /// The technology that carries the network, and its settings.
@@ -31,9 +30,11 @@ pub struct FederatedNetworkSpec {
     /// The member clusters of the network.
     pub members: MemberSelection,
     /// Namespaces the network spans: each (member, namespace) pair becomes one site.
-    #[schemars(length(min = 1, max = 64))]
-    #[x_kube(validation = Rule::new("self.all(n, self.exists_one(m, m == n))").message("namespaces must be unique"))]
-    #[x_kube(validation = Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(n) <= 63)").message("namespaces must be DNS-1123 labels"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        inner(length(max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub namespaces: Vec<String>,
     /// The shape of the network.
     pub topology: TopologySpec,
@@ -171,7 +172,8 @@ pub struct SdwanSettings {
 pub struct MemberSelection {
     /// Member names (`MemberCluster` names).
     #[serde(default)]
-    #[schemars(length(max = 1000))]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 253)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub names: Vec<String>,
     /// Label selector over `MemberCluster`s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,8 +218,8 @@ pub enum TopologyKind {
 #[serde(rename_all = "camelCase")]
 pub struct HubSpokeSpec {
     /// The hub members. More than one gives redundancy.
-    #[schemars(length(min = 1, max = 32))]
-    #[x_kube(validation = Rule::new("self.all(h, self.exists_one(g, g == h))").message("hubs must be unique"))]
+    #[schemars(length(min = 1, max = 32), inner(length(min = 1, max = 253)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub hubs: Vec<String>,
     /// How many hubs each spoke links to (all hubs when omitted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,9 +239,11 @@ pub struct HubSpokeSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExplicitSpec {
-    /// The links; the pair (dialer, acceptor) must be unique in either direction.
+    /// The links. The API server refuses a repeated (dialer, acceptor) pair; the planner
+    /// also refuses the same pair in the other direction (a CEL rule for that would cost
+    /// more than the API server's budget allows at this list size).
     #[schemars(length(min = 1, max = 2000))]
-    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, (b.dialer == a.dialer && b.acceptor == a.acceptor) || (b.dialer == a.acceptor && b.acceptor == a.dialer)))").message("each pair of members may be linked once"))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["dialer".into(), "acceptor".into()]))]
     pub links: Vec<ExplicitLink>,
 }
 

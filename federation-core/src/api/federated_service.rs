@@ -34,7 +34,7 @@ pub struct FederatedServiceSpec {
     pub service_name: String,
     /// Where the service runs.
     #[schemars(length(min = 1, max = 256))]
-    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.member == a.member))").message("each member may export the service once"))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["member".into()]))]
     pub exporters: Vec<ServiceExporter>,
     /// Who consumes the service: all members of the network when omitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,9 +12,9 @@ pub enum BackendError {
         what: String,
         /// The target.
         target: String,
-        /// The client error.
+        /// The client error (boxed: it is large and errors travel by value).
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// No client could be had for the target (credentials missing or invalid, unknown member).
     #[error("no connection to {target}: {reason}")]
@@ -47,7 +47,7 @@ impl BackendError {
     /// Validation errors (4xx other than 409/429) are not retried.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Kube { source, .. } => match source {
+            Self::Kube { source, .. } => match source.as_ref() {
                 kube::Error::Api(status) => {
                     status.code == 409 || status.code == 429 || status.code >= 500
                 }

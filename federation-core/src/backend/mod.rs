@@ -168,7 +168,11 @@ pub trait NetworkBackend: Send + Sync {
 
     /// Reads everything the network owns on `target` (by ownership label), plus whatever
     /// else rendering needs from it.
-    async fn observe(&self, target: &Target, network: &NetworkRef) -> Result<Observed, BackendError>;
+    async fn observe(
+        &self,
+        target: &Target,
+        network: &NetworkRef,
+    ) -> Result<Observed, BackendError>;
 
     /// Creates or updates `objects` on `target` (server-side apply for Kubernetes targets).
     async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError>;
@@ -188,7 +192,10 @@ pub fn check_capabilities(caps: &Capabilities, plan: &NetworkPlan) -> Vec<Valida
     if !caps.topologies.contains(&plan.topology_kind) {
         issues.push(ValidationIssue {
             field: "spec.topology.type".into(),
-            message: format!("this backend cannot realise a {:?} topology", plan.topology_kind),
+            message: format!(
+                "this backend cannot realise a {:?} topology",
+                plan.topology_kind
+            ),
         });
     }
     if !caps.link_costs && plan.topology.links.iter().any(|l| l.cost != 1) {
@@ -197,15 +204,14 @@ pub fn check_capabilities(caps: &Capabilities, plan: &NetworkPlan) -> Vec<Valida
             message: "this backend does not support link costs; remove them or use cost 1".into(),
         });
     }
-    if !caps.overlapping_cidrs {
-        if let Some((a, b, cidr)) = plan.overlapping_cidrs().into_iter().next() {
-            issues.push(ValidationIssue {
-                field: "spec.members".into(),
-                message: format!(
-                    "members {a} and {b} overlap in {cidr}; this backend cannot connect overlapping CIDRs"
-                ),
-            });
-        }
+    let overlap = (!caps.overlapping_cidrs)
+        .then(|| plan.overlapping_cidrs().into_iter().next())
+        .flatten();
+    if let Some((a, b, cidr)) = overlap {
+        issues.push(ValidationIssue {
+            field: "spec.members".into(),
+            message: format!("members {a} and {b} overlap in {cidr}; this backend cannot connect overlapping CIDRs"),
+        });
     }
     issues
 }

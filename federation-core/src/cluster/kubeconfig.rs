@@ -13,10 +13,14 @@ pub enum KubeconfigProblem {
     #[error("not a kubeconfig (YAML parse failed)")]
     NotYaml,
     /// TLS verification is switched off.
-    #[error("insecure-skip-tls-verify is set; fednet always verifies TLS: give certificate-authority-data instead")]
+    #[error(
+        "insecure-skip-tls-verify is set; fednet always verifies TLS: give certificate-authority-data instead"
+    )]
     InsecureSkipTlsVerify,
     /// It points at files on the operator's file system.
-    #[error("{0} refers to a file; only inline data (*-data fields, token) is accepted from a Secret")]
+    #[error(
+        "{0} refers to a file; only inline data (*-data fields, token) is accepted from a Secret"
+    )]
     FileReference(&'static str),
     /// It runs a program or an auth provider.
     #[error("{0} plugins are not accepted from a Secret; use a token or client certificate")]
@@ -111,12 +115,30 @@ users: [{name: m, user: {USER}}]
     #[tokio::test]
     async fn refuses_insecure_file_and_plugin_kubeconfigs() {
         let cases = [
-            (kubeconfig("insecure-skip-tls-verify: true", "token: abc"), KubeconfigProblem::InsecureSkipTlsVerify),
-            (kubeconfig("certificate-authority: /etc/ca.crt", "token: abc"), KubeconfigProblem::FileReference("certificate-authority")),
-            (kubeconfig("certificate-authority-data: eA==", "tokenFile: /var/run/secrets/token"), KubeconfigProblem::FileReference("tokenFile")),
-            (kubeconfig("certificate-authority-data: eA==", "client-key: /k"), KubeconfigProblem::FileReference("client-key")),
             (
-                kubeconfig("certificate-authority-data: eA==", "exec: {apiVersion: client.authentication.k8s.io/v1, command: sh}"),
+                kubeconfig("insecure-skip-tls-verify: true", "token: abc"),
+                KubeconfigProblem::InsecureSkipTlsVerify,
+            ),
+            (
+                kubeconfig("certificate-authority: /etc/ca.crt", "token: abc"),
+                KubeconfigProblem::FileReference("certificate-authority"),
+            ),
+            (
+                kubeconfig(
+                    "certificate-authority-data: eA==",
+                    "tokenFile: /var/run/secrets/token",
+                ),
+                KubeconfigProblem::FileReference("tokenFile"),
+            ),
+            (
+                kubeconfig("certificate-authority-data: eA==", "client-key: /k"),
+                KubeconfigProblem::FileReference("client-key"),
+            ),
+            (
+                kubeconfig(
+                    "certificate-authority-data: eA==",
+                    "exec: {apiVersion: client.authentication.k8s.io/v1, command: sh}",
+                ),
                 KubeconfigProblem::Plugin("exec"),
             ),
         ];

@@ -23,6 +23,9 @@ use tokio::sync::RwLock;
 /// Why a member cannot be reached. Messages name Secrets, never their contents.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
+    /// No `MemberCluster` of that name exists on the hub.
+    #[error("member {0} has no MemberCluster on the hub")]
+    MemberNotFound(String),
     /// The referenced Secret does not exist.
     #[error("kubeconfig Secret {namespace}/{name} of member {member} not found")]
     SecretNotFound {
@@ -90,7 +93,10 @@ pub struct MemberRegistry {
 impl MemberRegistry {
     /// A registry reading kubeconfig Secrets through `hub`.
     pub fn new(hub: Client) -> Self {
-        Self { hub, cache: RwLock::new(HashMap::new()) }
+        Self {
+            hub,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The hub client.
@@ -111,14 +117,26 @@ impl MemberRegistry {
         let secret = secrets
             .get_opt(&r.name)
             .await
-            .map_err(|source| ClusterError::Hub { what: format!("Secret {}/{}", r.namespace, r.name), source })?
+            .map_err(|source| ClusterError::Hub {
+                what: format!("Secret {}/{}", r.namespace, r.name),
+                source,
+            })?
             .ok_or_else(not_found)?;
         // The version identifies both the Secret's content and which key is used.
-        let version = format!("{}/{}/{}", secret.uid().unwrap_or_default(), secret.resource_version().unwrap_or_default(), r.key_or_default());
-        if let Some(cached) = self.cache.read().await.get(&name) {
-            if cached.secret_version == version {
-                return Ok(cached.client.clone());
-            }
+        let version = format!(
+            "{}/{}/{}",
+            secret.uid().unwrap_or_default(),
+            secret.resource_version().unwrap_or_default(),
+            r.key_or_default()
+        );
+        if let Some(cached) = self
+            .cache
+            .read()
+            .await
+            .get(&name)
+            .filter(|c| c.secret_version == version)
+        {
+            return Ok(cached.client.clone());
         }
         let key = r.key_or_default();
         let bytes = secret
@@ -137,18 +155,37 @@ impl MemberRegistry {
             name: r.name.clone(),
             problem: KubeconfigProblem::NotUtf8,
         })?;
-        let client = client_from_kubeconfig(text).await.map_err(|problem| ClusterError::Kubeconfig {
-            member: name.clone(),
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
-            problem,
-        })?;
+        let client =
+            client_from_kubeconfig(text)
+                .await
+                .map_err(|problem| ClusterError::Kubeconfig {
+                    member: name.clone(),
+                    namespace: r.namespace.clone(),
+                    name: r.name.clone(),
+                    problem,
+                })?;
         tracing::info!(member = %name, "built client from kubeconfig Secret");
-        self.cache
-            .write()
-            .await
-            .insert(name, CachedClient { secret_version: version, client: client.clone() });
+        self.cache.write().await.insert(
+            name,
+            CachedClient {
+                secret_version: version,
+                client: client.clone(),
+            },
+        );
         Ok(client)
+    }
+
+    /// A client for the member of this name (reads its `MemberCluster` from the hub).
+    pub async fn client_by_name(&self, member: &str) -> Result<Client, ClusterError> {
+        let mc = Api::<MemberCluster>::all(self.hub.clone())
+            .get_opt(member)
+            .await
+            .map_err(|source| ClusterError::Hub {
+                what: format!("MemberCluster {member}"),
+                source,
+            })?
+            .ok_or_else(|| ClusterError::MemberNotFound(member.to_owned()))?;
+        self.client(&mc).await
     }
 
     /// Forgets the cached client of a member (its Secret or MemberCluster went away).

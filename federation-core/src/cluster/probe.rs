@@ -8,8 +8,12 @@ use kube::Client;
 use std::time::Duration;
 
 /// API groups whose presence tells which backends a member can host.
-pub const BACKEND_API_GROUPS: &[&str] =
-    &["skupper.io", "submariner.io", "multicluster.x-k8s.io", "about.k8s.io"];
+pub const BACKEND_API_GROUPS: &[&str] = &[
+    "skupper.io",
+    "submariner.io",
+    "multicluster.x-k8s.io",
+    "about.k8s.io",
+];
 
 /// What a probe found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,11 +25,24 @@ pub struct Probe {
 }
 
 /// Asks the member for its version and API groups, within `timeout`.
-pub async fn probe(member: &str, client: &Client, timeout: Duration) -> Result<Probe, ClusterError> {
-    let unreachable = |reason: String| ClusterError::Unreachable { member: member.to_owned(), reason };
+pub async fn probe(
+    member: &str,
+    client: &Client,
+    timeout: Duration,
+) -> Result<Probe, ClusterError> {
+    let unreachable = |reason: String| ClusterError::Unreachable {
+        member: member.to_owned(),
+        reason,
+    };
     let work = async {
-        let version = client.apiserver_version().await.map_err(|e| unreachable(e.to_string()))?;
-        let groups = client.list_api_groups().await.map_err(|e| unreachable(e.to_string()))?;
+        let version = client
+            .apiserver_version()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let groups = client
+            .list_api_groups()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
         let mut backend_apis: Vec<String> = groups
             .groups
             .iter()
@@ -33,7 +50,10 @@ pub async fn probe(member: &str, client: &Client, timeout: Duration) -> Result<P
             .flat_map(|g| g.versions.iter().map(|v| v.group_version.clone()))
             .collect();
         backend_apis.sort();
-        Ok(Probe { server_version: version.git_version, backend_apis })
+        Ok(Probe {
+            server_version: version.git_version,
+            backend_apis,
+        })
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -55,7 +75,11 @@ pub fn member_status(
         Ok(p) => {
             status.server_version = Some(p.server_version.clone());
             status.backend_apis = p.backend_apis.clone();
-            (true, "Probed", format!("API server {} answered", p.server_version))
+            (
+                true,
+                "Probed",
+                format!("API server {} answered", p.server_version),
+            )
         }
         Err(e @ ClusterError::Unreachable { .. }) => (false, "Unreachable", e.to_string()),
         Err(e @ ClusterError::Hub { .. }) => (false, "HubError", e.to_string()),

@@ -68,7 +68,11 @@ impl Default for Timing {
 
 impl Context {
     /// A context with the system clock and default timing.
-    pub fn new(hub: Client, registry: Arc<MemberRegistry>, engines: BTreeMap<BackendKind, Engine>) -> Self {
+    pub fn new(
+        hub: Client,
+        registry: Arc<MemberRegistry>,
+        engines: BTreeMap<BackendKind, Engine>,
+    ) -> Self {
         Self {
             hub,
             registry,
@@ -122,7 +126,10 @@ impl ControllerError {
     }
 }
 
-fn hub_error(verb: &'static str, what: impl Into<String>) -> impl FnOnce(kube::Error) -> ControllerError {
+fn hub_error(
+    verb: &'static str,
+    what: impl Into<String>,
+) -> impl FnOnce(kube::Error) -> ControllerError {
     let what = what.into();
     move |source| ControllerError::Hub { verb, what, source }
 }

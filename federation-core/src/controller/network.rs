@@ -2,8 +2,8 @@
 
 use super::{Context, ControllerError, hub_error};
 use crate::api::{
-    ConditionExt, FIELD_MANAGER, FederatedNetwork, FederatedNetworkStatus, FederatedService, MemberCluster,
-    MemberPhase, NETWORK_FINALIZER, REACHABLE,
+    ConditionExt, FIELD_MANAGER, FederatedNetwork, FederatedNetworkStatus, FederatedService,
+    MemberCluster, MemberPhase, NETWORK_FINALIZER, REACHABLE,
 };
 use crate::backend::Target;
 use crate::engine::ReconcileReport;
@@ -19,8 +19,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Reconciles one network: plan, engine pass, statuses; teardown when it is deleted.
-pub async fn reconcile_network(net: Arc<FederatedNetwork>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
-    let ns = net.namespace().ok_or(ControllerError::MissingField("metadata.namespace"))?;
+pub async fn reconcile_network(
+    net: Arc<FederatedNetwork>,
+    ctx: Arc<Context>,
+) -> Result<Action, ControllerError> {
+    let ns = net
+        .namespace()
+        .ok_or(ControllerError::MissingField("metadata.namespace"))?;
     let api: Api<FederatedNetwork> = Api::namespaced(ctx.hub.clone(), &ns);
     finalizer(&api, NETWORK_FINALIZER, net, |event| async {
         match event {
@@ -30,13 +35,18 @@ pub async fn reconcile_network(net: Arc<FederatedNetwork>, ctx: Arc<Context>) ->
     })
     .await
     .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => ControllerError::Finalizer(other.to_string()),
     })
 }
 
 /// Requeue after an error: soon, but not in a hot loop.
-pub fn error_policy(_net: Arc<FederatedNetwork>, error: &ControllerError, ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    _net: Arc<FederatedNetwork>,
+    error: &ControllerError,
+    ctx: Arc<Context>,
+) -> Action {
     tracing::warn!(%error, "network reconcile failed");
     Action::requeue(ctx.timing.progressing * 5)
 }
@@ -65,17 +75,35 @@ fn plan_network(net: &FederatedNetwork, hub: &HubView) -> Result<NetworkPlan, Pl
     let unhealthy: BTreeSet<String> = hub
         .members
         .iter()
-        .filter(|m| m.status.as_ref().and_then(|s| s.conditions.condition(REACHABLE)).is_some_and(|c| c.status == "False"))
+        .filter(|m| {
+            m.status
+                .as_ref()
+                .and_then(|s| s.conditions.condition(REACHABLE))
+                .is_some_and(|c| c.status == "False")
+        })
         .map(ResourceExt::name_any)
         .collect();
-    plan(PlanInput { network: net, member_clusters: &hub.members, services: &hub.services, unhealthy: &unhealthy })
-        .map_err(|e| PlanFailure { reason: e.reason().to_owned(), message: e.to_string() })
+    plan(PlanInput {
+        network: net,
+        member_clusters: &hub.members,
+        services: &hub.services,
+        unhealthy: &unhealthy,
+    })
+    .map_err(|e| PlanFailure {
+        reason: e.reason().to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// Targets the network may still own objects on, from its last status.
 fn known_targets(status: Option<&FederatedNetworkStatus>) -> BTreeSet<Target> {
     status
-        .map(|s| s.members.iter().map(|m| Target::Member(m.name.clone())).collect())
+        .map(|s| {
+            s.members
+                .iter()
+                .map(|m| Target::Member(m.name.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -83,36 +111,74 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
     let ns = net.namespace().unwrap_or_default();
     let hub = read_hub(ctx, &ns).await?;
     let now = (ctx.clock)();
-    let planned = plan_network(net, &hub).and_then(|plan| match ctx.engines.get(&plan.backend.kind) {
-        Some(engine) => Ok((plan, engine)),
-        None => Err(PlanFailure {
-            reason: "BackendUnavailable".into(),
-            message: format!("this operator does not serve the {} backend", plan.backend.kind),
-        }),
-    });
+    let planned =
+        plan_network(net, &hub).and_then(|plan| match ctx.engines.get(&plan.backend.kind) {
+            Some(engine) => Ok((plan, engine)),
+            None => Err(PlanFailure {
+                reason: "BackendUnavailable".into(),
+                message: format!(
+                    "this operator does not serve the {} backend",
+                    plan.backend.kind
+                ),
+            }),
+        });
     let (plan, engine) = match planned {
         Ok(p) => p,
         Err(failure) => {
-            publish(ctx, net, EventType::Warning, &failure.reason, &failure.message).await;
-            let status = network_status(net.status.as_ref(), net.metadata.generation, None, Err(&failure), now);
+            publish(
+                ctx,
+                net,
+                EventType::Warning,
+                &failure.reason,
+                &failure.message,
+            )
+            .await;
+            let status = network_status(
+                net.status.as_ref(),
+                net.metadata.generation,
+                None,
+                Err(&failure),
+                now,
+            );
             write_network_status(ctx, net, status).await?;
-            write_service_statuses(ctx, net, &hub.services, None, &ReconcileReport::default()).await?;
+            write_service_statuses(ctx, net, &hub.services, None, &ReconcileReport::default())
+                .await?;
             return Ok(Action::await_change());
         }
     };
 
-    let report = engine.reconcile(&plan, &known_targets(net.status.as_ref())).await;
-    let status = network_status(net.status.as_ref(), net.metadata.generation, Some(&plan), Ok(&report), now);
-    let converged = report.is_converged() && status.members.iter().all(|m| m.phase == MemberPhase::Ready);
+    let report = engine
+        .reconcile(&plan, &known_targets(net.status.as_ref()))
+        .await;
+    let status = network_status(
+        net.status.as_ref(),
+        net.metadata.generation,
+        Some(&plan),
+        Ok(&report),
+        now,
+    );
+    let converged =
+        report.is_converged() && status.members.iter().all(|m| m.phase == MemberPhase::Ready);
     write_network_status(ctx, net, status).await?;
     write_service_statuses(ctx, net, &hub.services, Some(&plan), &report).await?;
     if !report.invalid.is_empty() {
         // Nothing will change until the spec does: no periodic retry.
         let failure = PlanFailure::from_issues(&report.invalid);
-        publish(ctx, net, EventType::Warning, &failure.reason, &failure.message).await;
+        publish(
+            ctx,
+            net,
+            EventType::Warning,
+            &failure.reason,
+            &failure.message,
+        )
+        .await;
         return Ok(Action::await_change());
     }
-    Ok(Action::requeue(if converged { ctx.timing.converged } else { ctx.timing.progressing }))
+    Ok(Action::requeue(if converged {
+        ctx.timing.converged
+    } else {
+        ctx.timing.progressing
+    }))
 }
 
 async fn cleanup(net: &FederatedNetwork, ctx: &Context) -> Result<Action, ControllerError> {
@@ -130,16 +196,38 @@ async fn cleanup(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Contro
     };
     let report = engine.teardown(&network, &targets).await;
     if report.is_complete() {
-        publish(ctx, net, EventType::Normal, "TornDown", &format!("removed from {} targets", targets.len())).await;
+        publish(
+            ctx,
+            net,
+            EventType::Normal,
+            "TornDown",
+            &format!("removed from {} targets", targets.len()),
+        )
+        .await;
         return Ok(Action::await_change());
     }
-    let pending: Vec<String> = report.pending().map(|(t, why)| format!("{t} ({why})")).collect();
+    let pending: Vec<String> = report
+        .pending()
+        .map(|(t, why)| format!("{t} ({why})"))
+        .collect();
     let pending = pending.join(", ");
     publish(ctx, net, EventType::Warning, "TeardownPending", &pending).await;
-    let failure = PlanFailure { reason: "TeardownPending".into(), message: format!("still to remove from: {pending}") };
-    let status = network_status(net.status.as_ref(), net.metadata.generation, None, Err(&failure), (ctx.clock)());
+    let failure = PlanFailure {
+        reason: "TeardownPending".into(),
+        message: format!("still to remove from: {pending}"),
+    };
+    let status = network_status(
+        net.status.as_ref(),
+        net.metadata.generation,
+        None,
+        Err(&failure),
+        (ctx.clock)(),
+    );
     write_network_status(ctx, net, status).await?;
-    Err(ControllerError::TeardownPending { network: network.to_string(), pending })
+    Err(ControllerError::TeardownPending {
+        network: network.to_string(),
+        pending,
+    })
 }
 
 async fn write_network_status(
@@ -147,14 +235,24 @@ async fn write_network_status(
     net: &FederatedNetwork,
     status: FederatedNetworkStatus,
 ) -> Result<(), ControllerError> {
-    let Some(status) = changed(net.status.as_ref(), status) else { return Ok(()) };
+    let Some(status) = changed(net.status.as_ref(), status) else {
+        return Ok(());
+    };
     let ns = net.namespace().unwrap_or_default();
     let name = net.name_any();
     let api: Api<FederatedNetwork> = Api::namespaced(ctx.hub.clone(), &ns);
-    let patch = json!({"apiVersion": "fednet.io/v1alpha1", "kind": "FederatedNetwork", "status": status});
-    api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(hub_error("patch status of", format!("FederatedNetwork {ns}/{name}")))?;
+    let patch =
+        json!({"apiVersion": "fednet.io/v1alpha1", "kind": "FederatedNetwork", "status": status});
+    api.patch_status(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(hub_error(
+        "patch status of",
+        format!("FederatedNetwork {ns}/{name}"),
+    ))?;
     Ok(())
 }
 
@@ -169,20 +267,42 @@ async fn write_service_statuses(
     let api: Api<FederatedService> = Api::namespaced(ctx.hub.clone(), &ns);
     for svc in services.iter().filter(|s| s.spec.network == net.name_any()) {
         let name = svc.name_any();
-        let new = service_status(svc.status.as_ref(), svc.metadata.generation, &name, plan, &report.health, (ctx.clock)());
+        let new = service_status(
+            svc.status.as_ref(),
+            svc.metadata.generation,
+            &name,
+            plan,
+            &report.health,
+            (ctx.clock)(),
+        );
         if let Some(status) = changed(svc.status.as_ref(), new) {
             let patch = json!({"apiVersion": "fednet.io/v1alpha1", "kind": "FederatedService", "status": status});
-            api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-                .await
-                .map_err(hub_error("patch status of", format!("FederatedService {ns}/{name}")))?;
+            api.patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(hub_error(
+                "patch status of",
+                format!("FederatedService {ns}/{name}"),
+            ))?;
         }
     }
     Ok(())
 }
 
 /// Events are best effort: failing to record one must not fail the reconcile.
-async fn publish(ctx: &Context, net: &FederatedNetwork, type_: EventType, reason: &str, note: &str) {
-    let Some(recorder) = &ctx.recorder else { return };
+async fn publish(
+    ctx: &Context,
+    net: &FederatedNetwork,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let Some(recorder) = &ctx.recorder else {
+        return;
+    };
     let event = KubeEvent {
         type_,
         reason: reason.to_owned(),

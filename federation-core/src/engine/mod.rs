@@ -39,8 +39,8 @@ pub use report::{ReconcileReport, TargetOutcome, TargetReport, TeardownReport};
 
 use crate::api::LinkPhase;
 use crate::backend::{
-    BackendError, DesiredObject, Health, NetworkBackend, ObjectKey, Observed, Target, check_capabilities,
-    is_subset,
+    BackendError, DesiredObject, Health, NetworkBackend, ObjectKey, Observed, Target,
+    check_capabilities, is_subset,
 };
 use crate::plan::{NetworkPlan, NetworkRef};
 use backon::{ExponentialBuilder, Retryable};
@@ -93,7 +93,9 @@ enum Failure {
 impl Failure {
     fn outcome(&self) -> TargetOutcome {
         match self {
-            Self::Error(e) => TargetOutcome::Failed { error: e.to_string() },
+            Self::Error(e) => TargetOutcome::Failed {
+                error: e.to_string(),
+            },
             Self::TimedOut => TargetOutcome::TimedOut,
         }
     }
@@ -120,12 +122,19 @@ impl Engine {
 
     /// One pass over a network. `known_targets` are targets the network may still own
     /// objects on (from its last status); those not in the plan are cleaned up.
-    pub async fn reconcile(&self, plan: &NetworkPlan, known_targets: &BTreeSet<Target>) -> ReconcileReport {
+    pub async fn reconcile(
+        &self,
+        plan: &NetworkPlan,
+        known_targets: &BTreeSet<Target>,
+    ) -> ReconcileReport {
         let mut invalid = check_capabilities(&self.backend.capabilities(), plan);
         invalid.extend(self.backend.validate(plan));
         if !invalid.is_empty() {
             info!(network = %plan.network, issues = invalid.len(), "plan refused by backend validation");
-            return ReconcileReport { invalid, ..Default::default() };
+            return ReconcileReport {
+                invalid,
+                ..Default::default()
+            };
         }
 
         let planned = self.backend.targets(plan);
@@ -142,9 +151,14 @@ impl Engine {
                 }
                 Err(failure) => {
                     let leaving = leaving.contains(&target);
-                    report
-                        .targets
-                        .insert(target, TargetReport { outcome: failure.outcome(), leaving, orphans_waiting: 0 });
+                    report.targets.insert(
+                        target,
+                        TargetReport {
+                            outcome: failure.outcome(),
+                            leaving,
+                            orphans_waiting: 0,
+                        },
+                    );
                 }
             }
         }
@@ -162,14 +176,26 @@ impl Engine {
         let work: Vec<TargetWork> = observed
             .iter()
             .map(|(target, obs)| {
-                let wanted: &[DesiredObject] = desired.targets.get(target).map_or(&[], Vec::as_slice);
-                self.diff(target, wanted, obs, leaving.contains(target), &report.health)
+                let wanted: &[DesiredObject] =
+                    desired.targets.get(target).map_or(&[], Vec::as_slice);
+                self.diff(
+                    target,
+                    wanted,
+                    obs,
+                    leaving.contains(target),
+                    &report.health,
+                )
             })
             .collect();
         for (target, outcome, w) in self.write_all(work).await {
-            report
-                .targets
-                .insert(target, TargetReport { outcome, leaving: w.0, orphans_waiting: w.1 });
+            report.targets.insert(
+                target,
+                TargetReport {
+                    outcome,
+                    leaving: w.0,
+                    orphans_waiting: w.1,
+                },
+            );
         }
         debug!(network = %plan.network, writes = report.writes(), "pass done");
         report
@@ -177,15 +203,23 @@ impl Engine {
 
     /// Removes everything the network owns from `targets`. Call again until
     /// [`TeardownReport::is_complete`]; unreachable targets are reported, not skipped.
-    pub async fn teardown(&self, network: &NetworkRef, targets: &BTreeSet<Target>) -> TeardownReport {
+    pub async fn teardown(
+        &self,
+        network: &NetworkRef,
+        targets: &BTreeSet<Target>,
+    ) -> TeardownReport {
         let results = self
             .for_each_target(targets.iter().cloned().collect(), |target| {
                 let backend = self.backend.clone();
                 let network = network.clone();
                 async move {
                     let obs = self.retrying(|| backend.observe(&target, &network)).await?;
-                    let owned: Vec<ObjectKey> =
-                        obs.objects.iter().filter(|o| o.owned).map(|o| o.key.clone()).collect();
+                    let owned: Vec<ObjectKey> = obs
+                        .objects
+                        .iter()
+                        .filter(|o| o.owned)
+                        .map(|o| o.key.clone())
+                        .collect();
                     if !owned.is_empty() {
                         self.retrying(|| backend.delete(&target, &owned)).await?;
                     }
@@ -217,24 +251,46 @@ impl Engine {
     ) -> TargetWork {
         let apply: Vec<DesiredObject> = wanted
             .iter()
-            .filter(|d| observed.get(&d.key).is_none_or(|o| !is_subset(&d.body, &o.body)))
+            .filter(|d| {
+                observed
+                    .get(&d.key)
+                    .is_none_or(|o| !is_subset(&d.body, &o.body))
+            })
             .cloned()
             .collect();
         let wanted_keys: BTreeSet<&ObjectKey> = wanted.iter().map(|d| &d.key).collect();
-        let orphans = observed.objects.iter().filter(|o| o.owned && !wanted_keys.contains(&o.key));
+        let orphans = observed
+            .objects
+            .iter()
+            .filter(|o| o.owned && !wanted_keys.contains(&o.key));
         let links_up = leaving || links_up_for(target, health);
         let (delete, waiting): (Vec<ObjectKey>, Vec<ObjectKey>) = orphans
             .map(|o| o.key.clone())
             .partition(|k| links_up || !self.backend.waits_for_links(k));
-        TargetWork { target: target.clone(), apply, delete, waiting: waiting.len(), leaving }
+        TargetWork {
+            target: target.clone(),
+            apply,
+            delete,
+            waiting: waiting.len(),
+            leaving,
+        }
     }
 
-    async fn write_all(&self, work: Vec<TargetWork>) -> Vec<(Target, TargetOutcome, (bool, usize))> {
+    async fn write_all(
+        &self,
+        work: Vec<TargetWork>,
+    ) -> Vec<(Target, TargetOutcome, (bool, usize))> {
         let meta: BTreeMap<Target, (bool, usize, usize, usize)> = work
             .iter()
-            .map(|w| (w.target.clone(), (w.leaving, w.waiting, w.apply.len(), w.delete.len())))
+            .map(|w| {
+                (
+                    w.target.clone(),
+                    (w.leaving, w.waiting, w.apply.len(), w.delete.len()),
+                )
+            })
             .collect();
-        let by_target: BTreeMap<Target, TargetWork> = work.into_iter().map(|w| (w.target.clone(), w)).collect();
+        let by_target: BTreeMap<Target, TargetWork> =
+            work.into_iter().map(|w| (w.target.clone(), w)).collect();
         let results = self
             .for_each_target(meta.keys().cloned().collect(), |target| {
                 let backend = self.backend.clone();
@@ -254,7 +310,8 @@ impl Engine {
         results
             .into_iter()
             .map(|(target, result)| {
-                let (leaving, waiting, applied, deleted) = meta.get(&target).copied().unwrap_or_default();
+                let (leaving, waiting, applied, deleted) =
+                    meta.get(&target).copied().unwrap_or_default();
                 let outcome = match result {
                     Ok(()) if applied + deleted == 0 => TargetOutcome::Converged,
                     Ok(()) => TargetOutcome::Changed { applied, deleted },
@@ -281,7 +338,11 @@ impl Engine {
     }
 
     /// Runs `op` for each target, at most `concurrency` at once, each under the timeout.
-    async fn for_each_target<T, F, Fut>(&self, targets: Vec<Target>, op: F) -> Vec<(Target, Result<T, Failure>)>
+    async fn for_each_target<T, F, Fut>(
+        &self,
+        targets: Vec<Target>,
+        op: F,
+    ) -> Vec<(Target, Result<T, Failure>)>
     where
         F: Fn(Target) -> Fut,
         Fut: Future<Output = Result<T, BackendError>>,

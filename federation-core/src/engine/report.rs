@@ -105,6 +105,8 @@ impl TeardownReport {
 
     /// Targets still holding objects of the network, with why.
     pub fn pending(&self) -> impl Iterator<Item = (&Target, &String)> {
-        self.targets.iter().filter_map(|(t, r)| r.as_ref().err().map(|e| (t, e)))
+        self.targets
+            .iter()
+            .filter_map(|(t, r)| r.as_ref().err().map(|e| (t, e)))
     }
 }

@@ -3,11 +3,12 @@
 
 use super::*;
 use crate::api::BackendKind;
+use crate::api::TopologyKind;
 use crate::backend::{
-    Capabilities, DesiredState, Layer, LinkHealth, MockNetworkBackend, ObservedObject, ValidationIssue,
+    Capabilities, DesiredState, Layer, LinkHealth, MockNetworkBackend, ObservedObject,
+    ValidationIssue,
 };
 use crate::fixtures::{full_mesh, hub_spoke, network, plan_of};
-use crate::api::TopologyKind;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 use std::sync::Mutex;
@@ -19,7 +20,12 @@ fn site_key(member: &str) -> ObjectKey {
 }
 
 fn link_key(dialer: &str, acceptor: &str) -> ObjectKey {
-    ObjectKey::namespaced("test/v1", "Link", "apps", &format!("{dialer}-to-{acceptor}"))
+    ObjectKey::namespaced(
+        "test/v1",
+        "Link",
+        "apps",
+        &format!("{dialer}-to-{acceptor}"),
+    )
 }
 
 /// Renders a Site per member and a Link per planned link in the dialer: the shape of a
@@ -28,11 +34,23 @@ fn render(plan: &NetworkPlan) -> DesiredState {
     let mut desired = DesiredState::default();
     for m in &plan.members {
         let key = site_key(&m.name);
-        desired.push(Target::Member(m.name.clone()), DesiredObject { body: json!({"spec": {"name": key.name}}), key });
+        desired.push(
+            Target::Member(m.name.clone()),
+            DesiredObject {
+                body: json!({"spec": {"name": key.name}}),
+                key,
+            },
+        );
     }
     for l in &plan.topology.links {
         let key = link_key(&l.dialer, &l.acceptor);
-        desired.push(Target::Member(l.dialer.clone()), DesiredObject { body: json!({"spec": {"cost": l.cost}}), key });
+        desired.push(
+            Target::Member(l.dialer.clone()),
+            DesiredObject {
+                body: json!({"spec": {"cost": l.cost}}),
+                key,
+            },
+        );
     }
     desired
 }
@@ -51,12 +69,19 @@ fn assess(plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
                 dialer: l.dialer.clone(),
                 acceptor: l.acceptor.clone(),
                 namespace: "apps".into(),
-                phase: if exists { LinkPhase::Up } else { LinkPhase::Pending },
+                phase: if exists {
+                    LinkPhase::Up
+                } else {
+                    LinkPhase::Pending
+                },
                 message: None,
             }
         })
         .collect();
-    Health { links, ..Default::default() }
+    Health {
+        links,
+        ..Default::default()
+    }
 }
 
 /// A mock whose pure methods behave like a backend and whose effects go to `store`.
@@ -69,14 +94,23 @@ fn backend(store: &Store) -> MockNetworkBackend {
         link_costs: true,
         encryption: true,
         needs_broker: false,
-        topologies: vec![TopologyKind::FullMesh, TopologyKind::HubSpoke, TopologyKind::Explicit],
+        topologies: vec![
+            TopologyKind::FullMesh,
+            TopologyKind::HubSpoke,
+            TopologyKind::Explicit,
+        ],
     });
     b.expect_validate().returning(|_| Vec::new());
-    b.expect_targets()
-        .returning(|plan| plan.members.iter().map(|m| Target::Member(m.name.clone())).collect());
+    b.expect_targets().returning(|plan| {
+        plan.members
+            .iter()
+            .map(|m| Target::Member(m.name.clone()))
+            .collect()
+    });
     b.expect_render().returning(|plan, _| Ok(render(plan)));
     b.expect_assess().returning(assess);
-    b.expect_waits_for_links().returning(|key| key.kind == "Link");
+    b.expect_waits_for_links()
+        .returning(|key| key.kind == "Link");
     let s = store.clone();
     b.expect_observe().returning(move |target, _| {
         let store = s.lock().unwrap();
@@ -84,7 +118,11 @@ fn backend(store: &Store) -> MockNetworkBackend {
             .get(target)
             .into_iter()
             .flatten()
-            .map(|(key, body)| ObservedObject { key: key.clone(), body: body.clone(), owned: true })
+            .map(|(key, body)| ObservedObject {
+                key: key.clone(),
+                body: body.clone(),
+                owned: true,
+            })
             .collect();
         Ok(Observed { objects })
     });
@@ -128,7 +166,12 @@ fn member(name: &str) -> Target {
 }
 
 fn keys_in(store: &Store, target: &Target) -> BTreeSet<ObjectKey> {
-    store.lock().unwrap().get(target).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    store
+        .lock()
+        .unwrap()
+        .get(target)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -137,7 +180,11 @@ async fn happy_path_converges_and_second_pass_writes_nothing() {
     let mut b = backend(&store);
     expect_store_writes(&mut b, &store);
     let engine = Engine::new(Arc::new(b), config());
-    let plan = plan_of(&network("net", &["a", "b", "c"], full_mesh()), &["a", "b", "c"], &[]);
+    let plan = plan_of(
+        &network("net", &["a", "b", "c"], full_mesh()),
+        &["a", "b", "c"],
+        &[],
+    );
 
     let first = engine.reconcile(&plan, &BTreeSet::new()).await;
     assert!(first.invalid.is_empty());
@@ -166,7 +213,9 @@ async fn one_failing_target_does_not_stop_the_others() {
     let s = store.clone();
     b.expect_apply().returning(move |target, objects| {
         if target == &member("b") {
-            return Err(BackendError::Other("admission webhook denied the request".into()));
+            return Err(BackendError::Other(
+                "admission webhook denied the request".into(),
+            ));
         }
         let mut store = s.lock().unwrap();
         let entry = store.entry(target.clone()).or_default();
@@ -176,20 +225,51 @@ async fn one_failing_target_does_not_stop_the_others() {
         Ok(())
     });
     let engine = Engine::new(Arc::new(b), config());
-    let plan = plan_of(&network("net", &["a", "b", "c"], full_mesh()), &["a", "b", "c"], &[]);
+    let plan = plan_of(
+        &network("net", &["a", "b", "c"], full_mesh()),
+        &["a", "b", "c"],
+        &[],
+    );
     let report = engine.reconcile(&plan, &BTreeSet::new()).await;
 
-    assert!(matches!(report.targets[&member("b")].outcome, TargetOutcome::Failed { .. }));
-    assert!(matches!(report.targets[&member("a")].outcome, TargetOutcome::Changed { .. }));
-    assert!(matches!(report.targets[&member("c")].outcome, TargetOutcome::Changed { .. }));
+    assert!(matches!(
+        report.targets[&member("b")].outcome,
+        TargetOutcome::Failed { .. }
+    ));
+    assert!(matches!(
+        report.targets[&member("a")].outcome,
+        TargetOutcome::Changed { .. }
+    ));
+    assert!(matches!(
+        report.targets[&member("c")].outcome,
+        TargetOutcome::Changed { .. }
+    ));
     assert!(keys_in(&store, &member("a")).contains(&site_key("a")));
     assert!(keys_in(&store, &member("c")).contains(&site_key("c")));
 
-    let status = crate::status::network_status(None, Some(1), Some(&plan), Ok(&report), Timestamp::UNIX_EPOCH);
-    let degraded = status.conditions.iter().find(|c| c.type_ == crate::api::DEGRADED).unwrap();
+    let status = crate::status::network_status(
+        None,
+        Some(1),
+        Some(&plan),
+        Ok(&report),
+        Timestamp::UNIX_EPOCH,
+    );
+    let degraded = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::api::DEGRADED)
+        .unwrap();
     assert_eq!(degraded.status, "True");
-    assert!(degraded.message.contains("member/b"), "{}", degraded.message);
-    let ready = status.conditions.iter().find(|c| c.type_ == crate::api::READY).unwrap();
+    assert!(
+        degraded.message.contains("member/b"),
+        "{}",
+        degraded.message
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == crate::api::READY)
+        .unwrap();
     assert_eq!(ready.status, "False");
     let b_state = status.members.iter().find(|m| m.name == "b").unwrap();
     assert_eq!(b_state.phase, crate::api::MemberPhase::Failed);
@@ -200,15 +280,37 @@ async fn a_hung_target_times_out_while_the_others_converge() {
     let store = Store::default();
     let mut b = backend(&store);
     expect_store_writes(&mut b, &store);
-    let hung = Arc::new(HangingBackend { inner: b, hang: member("b") });
-    let engine = Engine::new(hung, EngineConfig { target_timeout: Duration::from_secs(3), ..config() });
-    let plan = plan_of(&network("net", &["a", "b", "c"], full_mesh()), &["a", "b", "c"], &[]);
+    let hung = Arc::new(HangingBackend {
+        inner: b,
+        hang: member("b"),
+    });
+    let engine = Engine::new(
+        hung,
+        EngineConfig {
+            target_timeout: Duration::from_secs(3),
+            ..config()
+        },
+    );
+    let plan = plan_of(
+        &network("net", &["a", "b", "c"], full_mesh()),
+        &["a", "b", "c"],
+        &[],
+    );
 
     let started = tokio::time::Instant::now();
     let report = engine.reconcile(&plan, &BTreeSet::new()).await;
-    assert_eq!(report.targets[&member("b")].outcome, TargetOutcome::TimedOut);
-    assert!(matches!(report.targets[&member("a")].outcome, TargetOutcome::Changed { .. }));
-    assert!(matches!(report.targets[&member("c")].outcome, TargetOutcome::Changed { .. }));
+    assert_eq!(
+        report.targets[&member("b")].outcome,
+        TargetOutcome::TimedOut
+    );
+    assert!(matches!(
+        report.targets[&member("a")].outcome,
+        TargetOutcome::Changed { .. }
+    ));
+    assert!(matches!(
+        report.targets[&member("c")].outcome,
+        TargetOutcome::Changed { .. }
+    ));
     // The pass is bounded by one timeout (virtual time), not by the hung target.
     assert!(started.elapsed() < Duration::from_secs(4));
 }
@@ -234,13 +336,21 @@ impl NetworkBackend for HangingBackend {
     fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target> {
         self.inner.targets(plan)
     }
-    fn render(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Result<DesiredState, BackendError> {
+    fn render(
+        &self,
+        plan: &NetworkPlan,
+        observed: &BTreeMap<Target, Observed>,
+    ) -> Result<DesiredState, BackendError> {
         self.inner.render(plan, observed)
     }
     fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
         self.inner.assess(plan, observed)
     }
-    async fn observe(&self, target: &Target, network: &NetworkRef) -> Result<Observed, BackendError> {
+    async fn observe(
+        &self,
+        target: &Target,
+        network: &NetworkRef,
+    ) -> Result<Observed, BackendError> {
         if target == &self.hang {
             futures::future::pending::<()>().await;
         }
@@ -268,7 +378,10 @@ async fn retryable_errors_are_retried_until_success() {
         let n = calls.entry(target.clone()).or_default();
         *n += 1;
         if *n == 1 {
-            return Err(BackendError::Unreachable { target: target.to_string(), reason: "connection reset".into() });
+            return Err(BackendError::Unreachable {
+                target: target.to_string(),
+                reason: "connection reset".into(),
+            });
         }
         let mut store = s.lock().unwrap();
         let entry = store.entry(target.clone()).or_default();
@@ -281,7 +394,10 @@ async fn retryable_errors_are_retried_until_success() {
     let plan = plan_of(&network("net", &["a", "b"], full_mesh()), &["a", "b"], &[]);
     let report = engine.reconcile(&plan, &BTreeSet::new()).await;
     for t in [member("a"), member("b")] {
-        assert!(matches!(report.targets[&t].outcome, TargetOutcome::Changed { .. }), "{report:?}");
+        assert!(
+            matches!(report.targets[&t].outcome, TargetOutcome::Changed { .. }),
+            "{report:?}"
+        );
         assert_eq!(calls.lock().unwrap()[&t], 2, "one failure, one success");
     }
 }
@@ -305,7 +421,11 @@ async fn a_removed_member_is_cleaned_up_everywhere() {
     let mut b = backend(&store);
     expect_store_writes(&mut b, &store);
     let engine = Engine::new(Arc::new(b), config());
-    let three = plan_of(&network("net", &["a", "b", "c"], full_mesh()), &["a", "b", "c"], &[]);
+    let three = plan_of(
+        &network("net", &["a", "b", "c"], full_mesh()),
+        &["a", "b", "c"],
+        &[],
+    );
     engine.reconcile(&three, &BTreeSet::new()).await;
     assert!(!keys_in(&store, &member("c")).is_empty());
 
@@ -313,16 +433,23 @@ async fn a_removed_member_is_cleaned_up_everywhere() {
     let known: BTreeSet<Target> = [member("a"), member("b"), member("c")].into();
     let report = engine.reconcile(&two, &known).await;
     assert!(report.targets[&member("c")].leaving);
-    assert!(keys_in(&store, &member("c")).is_empty(), "the leaving member keeps nothing");
+    assert!(
+        keys_in(&store, &member("c")).is_empty(),
+        "the leaving member keeps nothing"
+    );
     for t in [member("a"), member("b")] {
         assert!(
-            keys_in(&store, &t).iter().all(|k| !k.name.contains('c') || k.kind == "Site"),
+            keys_in(&store, &t)
+                .iter()
+                .all(|k| !k.name.contains('c') || k.kind == "Site"),
             "no link to c is left in {t}: {:?}",
             keys_in(&store, &t)
         );
     }
     // And then it is quiet.
-    let report = engine.reconcile(&two, &[member("a"), member("b")].into()).await;
+    let report = engine
+        .reconcile(&two, &[member("a"), member("b")].into())
+        .await;
     assert!(report.is_converged(), "{report:?}");
 }
 
@@ -343,14 +470,20 @@ async fn new_links_are_made_before_old_ones_are_broken() {
     let known: BTreeSet<Target> = members.iter().map(|m| member(m)).collect();
     let first = engine.reconcile(&via_b, &known).await;
     let during = keys_in(&store, &member("c"));
-    assert!(old.is_subset(&during), "old links are kept while the new ones are not up");
+    assert!(
+        old.is_subset(&during),
+        "old links are kept while the new ones are not up"
+    );
     assert!(first.targets[&member("c")].orphans_waiting > 0);
 
     // Next pass: the new links are up, so the old ones go.
     engine.reconcile(&via_b, &known).await;
     let after = keys_in(&store, &member("c"));
     let new_links: Vec<_> = via_b.topology.links_of("c").collect();
-    assert!(after.iter().filter(|k| k.kind == "Link").count() == new_links.len(), "{after:?}");
+    assert!(
+        after.iter().filter(|k| k.kind == "Link").count() == new_links.len(),
+        "{after:?}"
+    );
     let last = engine.reconcile(&via_b, &known).await;
     assert!(last.is_converged(), "{last:?}");
 }
@@ -367,13 +500,20 @@ async fn an_invalid_plan_touches_nothing() {
         topologies: vec![TopologyKind::FullMesh],
     });
     b.expect_validate().returning(|_| {
-        vec![ValidationIssue { field: "spec.backend.skupper.ha".into(), message: "edge sites cannot be HA".into() }]
+        vec![ValidationIssue {
+            field: "spec.backend.skupper.ha".into(),
+            message: "edge sites cannot be HA".into(),
+        }]
     });
     b.expect_observe().times(0);
     b.expect_apply().times(0);
     b.expect_delete().times(0);
     let engine = Engine::new(Arc::new(b), config());
-    let plan = plan_of(&network("net", &["a", "b"], hub_spoke(&["a"])), &["a", "b"], &[]);
+    let plan = plan_of(
+        &network("net", &["a", "b"], hub_spoke(&["a"])),
+        &["a", "b"],
+        &[],
+    );
     let report = engine.reconcile(&plan, &BTreeSet::new()).await;
     // Both the capability check (no HubSpoke) and the backend's own issue are reported.
     assert_eq!(report.invalid.len(), 2, "{:?}", report.invalid);
@@ -386,7 +526,11 @@ async fn teardown_removes_everything_owned() {
     let mut b = backend(&store);
     expect_store_writes(&mut b, &store);
     let engine = Engine::new(Arc::new(b), config());
-    let plan = plan_of(&network("net", &["a", "b", "c"], full_mesh()), &["a", "b", "c"], &[]);
+    let plan = plan_of(
+        &network("net", &["a", "b", "c"], full_mesh()),
+        &["a", "b", "c"],
+        &[],
+    );
     engine.reconcile(&plan, &BTreeSet::new()).await;
     let targets: BTreeSet<Target> = ["a", "b", "c"].iter().map(|m| member(m)).collect();
     let report = engine.teardown(&plan.network, &targets).await;

@@ -71,8 +71,14 @@ impl NetworkPlan {
             .members
             .iter()
             .map(|m| {
-                let cidrs = m.network.iter().flat_map(|n| n.pod_cidrs.iter().chain(&n.service_cidrs));
-                (m.name.as_str(), cidrs.filter_map(|c| c.parse().ok()).collect())
+                let cidrs = m
+                    .network
+                    .iter()
+                    .flat_map(|n| n.pod_cidrs.iter().chain(&n.service_cidrs));
+                (
+                    m.name.as_str(),
+                    cidrs.filter_map(|c| c.parse().ok()).collect(),
+                )
             })
             .collect();
         let mut out = Vec::new();
@@ -146,7 +152,9 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
 
     let mut selected: BTreeMap<&str, &MemberCluster> = BTreeMap::new();
     for name in &spec.members.names {
-        let mc = by_name.get(name.as_str()).ok_or_else(|| PlanError::MemberNotFound(name.clone()))?;
+        let mc = by_name
+            .get(name.as_str())
+            .ok_or_else(|| PlanError::MemberNotFound(name.clone()))?;
         selected.insert(name, mc);
     }
     if let Some(selector) = &spec.members.selector {
@@ -181,14 +189,22 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
         .collect();
     let nodes: Vec<MemberNode> = members
         .iter()
-        .map(|m| MemberNode { name: m.name.clone(), healthy: m.healthy })
+        .map(|m| MemberNode {
+            name: m.name.clone(),
+            healthy: m.healthy,
+        })
         .collect();
     let strategy = Strategy::from_spec(&spec.topology)?;
     let topology = topology::build(&strategy, &nodes)?;
 
     let member_names: BTreeSet<&str> = selected.keys().copied().collect();
-    let (services, rejected_services) =
-        services::plan_services(&network, spec, &member_names, input.member_clusters, input.services);
+    let (services, rejected_services) = services::plan_services(
+        &network,
+        spec,
+        &member_names,
+        input.member_clusters,
+        input.services,
+    );
 
     Ok(NetworkPlan {
         network,

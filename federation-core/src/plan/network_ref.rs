@@ -18,7 +18,10 @@ pub struct NetworkRef {
 impl NetworkRef {
     /// A reference from parts.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 
     /// The reference of a network object.
@@ -48,7 +51,10 @@ impl NetworkRef {
 
     /// The label selector that finds every object this network owns.
     pub fn selector(&self) -> String {
-        format!("{NETWORK_LABEL}={},{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}", self.label_value())
+        format!(
+            "{NETWORK_LABEL}={},{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}",
+            self.label_value()
+        )
     }
 
     /// The ownership labels every created object carries.
@@ -78,7 +84,10 @@ mod tests {
         let b = NetworkRef::new("n".repeat(40), format!("{}y", "x".repeat(39)));
         for v in [a.label_value(), b.label_value()] {
             assert!(v.len() <= 63, "{v}");
-            assert!(v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+            assert!(
+                v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            );
         }
         assert_ne!(a.label_value(), b.label_value());
     }

@@ -62,7 +62,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
     }
 
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -77,20 +80,49 @@ mod tests {
     fn match_labels_and_expressions() {
         let sel = LabelSelector {
             match_labels: Some(labels(&[("env", "prod")])),
-            match_expressions: Some(vec![expr("region", "In", &["eu", "us"]), expr("legacy", "DoesNotExist", &[])]),
+            match_expressions: Some(vec![
+                expr("region", "In", &["eu", "us"]),
+                expr("legacy", "DoesNotExist", &[]),
+            ]),
         };
-        assert!(matches_selector(&sel, Some(&labels(&[("env", "prod"), ("region", "eu")]))).unwrap());
-        assert!(!matches_selector(&sel, Some(&labels(&[("env", "prod"), ("region", "ap")]))).unwrap());
-        assert!(!matches_selector(&sel, Some(&labels(&[("env", "prod"), ("region", "eu"), ("legacy", "1")]))).unwrap());
+        assert!(
+            matches_selector(&sel, Some(&labels(&[("env", "prod"), ("region", "eu")]))).unwrap()
+        );
+        assert!(
+            !matches_selector(&sel, Some(&labels(&[("env", "prod"), ("region", "ap")]))).unwrap()
+        );
+        assert!(
+            !matches_selector(
+                &sel,
+                Some(&labels(&[
+                    ("env", "prod"),
+                    ("region", "eu"),
+                    ("legacy", "1")
+                ]))
+            )
+            .unwrap()
+        );
         assert!(!matches_selector(&sel, None).unwrap());
         assert!(matches_selector(&LabelSelector::default(), None).unwrap());
     }
 
     #[test]
     fn malformed_selectors_are_errors() {
-        let sel = LabelSelector { match_expressions: Some(vec![expr("a", "Like", &["x"])]), ..Default::default() };
-        assert_eq!(matches_selector(&sel, None), Err(SelectorError::UnknownOperator("Like".into())));
-        let sel = LabelSelector { match_expressions: Some(vec![expr("a", "In", &[])]), ..Default::default() };
-        assert!(matches!(matches_selector(&sel, None), Err(SelectorError::BadValues { .. })));
+        let sel = LabelSelector {
+            match_expressions: Some(vec![expr("a", "Like", &["x"])]),
+            ..Default::default()
+        };
+        assert_eq!(
+            matches_selector(&sel, None),
+            Err(SelectorError::UnknownOperator("Like".into()))
+        );
+        let sel = LabelSelector {
+            match_expressions: Some(vec![expr("a", "In", &[])]),
+            ..Default::default()
+        };
+        assert!(matches!(
+            matches_selector(&sel, None),
+            Err(SelectorError::BadValues { .. })
+        ));
     }
 }

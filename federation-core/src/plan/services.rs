@@ -55,7 +55,10 @@ pub struct RejectedService {
 /// `<network ns>.<network>.<service>.<port>`. Names are DNS labels, so the dots make the
 /// key unambiguous.
 pub fn routing_key(network: &NetworkRef, service: &str, port: &str) -> String {
-    format!("{}.{}.{}.{}", network.namespace, network.name, service, port)
+    format!(
+        "{}.{}.{}.{}",
+        network.namespace, network.name, service, port
+    )
 }
 
 pub(super) fn plan_services(
@@ -69,7 +72,9 @@ pub(super) fn plan_services(
     let mut rejected = Vec::new();
     let mut mine: Vec<&FederatedService> = services
         .iter()
-        .filter(|s| s.spec.network == network.name && s.namespace().as_deref() == Some(&network.namespace))
+        .filter(|s| {
+            s.spec.network == network.name && s.namespace().as_deref() == Some(&network.namespace)
+        })
         .collect();
     mine.sort_by_key(|s| s.name_any());
     let mut service_names: BTreeSet<(String, String)> = BTreeSet::new();
@@ -92,7 +97,11 @@ pub(super) fn plan_services(
                     });
                 }
             }
-            Err((reason, message)) => rejected.push(RejectedService { name, reason: reason.into(), message }),
+            Err((reason, message)) => rejected.push(RejectedService {
+                name,
+                reason: reason.into(),
+                message,
+            }),
         }
     }
     (planned, rejected)
@@ -109,11 +118,21 @@ fn plan_service(
     if !spec.namespaces.contains(&s.namespace) {
         return Err((
             "NamespaceNotInNetwork",
-            format!("namespace {} is not one of the network's namespaces", s.namespace),
+            format!(
+                "namespace {} is not one of the network's namespaces",
+                s.namespace
+            ),
         ));
     }
-    if let Some(e) = s.exporters.iter().find(|e| !members.contains(e.member.as_str())) {
-        return Err(("ExporterNotMember", format!("exporter {} is not a member of the network", e.member)));
+    if let Some(e) = s
+        .exporters
+        .iter()
+        .find(|e| !members.contains(e.member.as_str()))
+    {
+        return Err((
+            "ExporterNotMember",
+            format!("exporter {} is not a member of the network", e.member),
+        ));
     }
     let consumers: BTreeSet<String> = match &s.consumers {
         None => members.iter().map(|m| (*m).to_owned()).collect(),
@@ -121,14 +140,22 @@ fn plan_service(
             let mut out = BTreeSet::new();
             for n in &sel.names {
                 if !members.contains(n.as_str()) {
-                    return Err(("ConsumerNotMember", format!("consumer {n} is not a member of the network")));
+                    return Err((
+                        "ConsumerNotMember",
+                        format!("consumer {n} is not a member of the network"),
+                    ));
                 }
                 out.insert(n.clone());
             }
             if let Some(selector) = &sel.selector {
-                for mc in member_clusters.iter().filter(|m| members.contains(m.name_any().as_str())) {
-                    let hit = matches_selector(selector, mc.metadata.labels.as_ref())
-                        .map_err(|e| ("InvalidSelector", format!("spec.consumers.selector: {e}")))?;
+                for mc in member_clusters
+                    .iter()
+                    .filter(|m| members.contains(m.name_any().as_str()))
+                {
+                    let hit =
+                        matches_selector(selector, mc.metadata.labels.as_ref()).map_err(|e| {
+                            ("InvalidSelector", format!("spec.consumers.selector: {e}"))
+                        })?;
                     if hit {
                         out.insert(mc.name_any());
                     }

@@ -9,20 +9,42 @@ fn input<'a>(
     svcs: &'a [FederatedService],
     unhealthy: &'a BTreeSet<String>,
 ) -> PlanInput<'a> {
-    PlanInput { network: net, member_clusters: mcs, services: svcs, unhealthy }
+    PlanInput {
+        network: net,
+        member_clusters: mcs,
+        services: svcs,
+        unhealthy,
+    }
 }
 
 #[test]
 fn plans_members_sites_links_and_services() {
     let net = network("prod", &["a", "b", "c"], hub_spoke(&["a"]));
-    let svcs = [service("db", "prod", "a"), service("other-net", "elsewhere", "a")];
+    let svcs = [
+        service("db", "prod", "a"),
+        service("other-net", "elsewhere", "a"),
+    ];
     let plan = plan_of(&net, &["a", "b", "c", "d"], &svcs);
-    assert_eq!(plan.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    assert_eq!(
+        plan.members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
     assert_eq!(plan.topology.links.len(), 2, "two spokes, one hub");
     assert!(plan.topology.links.iter().all(|l| l.acceptor == "a"));
-    assert_eq!(plan.services.len(), 1, "the service of another network is ignored");
+    assert_eq!(
+        plan.services.len(),
+        1,
+        "the service of another network is ignored"
+    );
     let db = &plan.services[0];
-    assert_eq!(db.consumers, ["a", "b", "c"], "all members consume by default");
+    assert_eq!(
+        db.consumers,
+        ["a", "b", "c"],
+        "all members consume by default"
+    );
     assert_eq!(db.ports[0].routing_key, "fednet-system.prod.db.http");
     assert_eq!(db.ports[0].target_port, 8080);
 }
@@ -37,14 +59,23 @@ fn selector_and_names_are_united() {
     let mut mcs = vec![member("a"), member("b"), member("c")];
     mcs[2].metadata.labels = Some([("region".to_owned(), "eu".to_owned())].into());
     let plan = plan(input(&net, &mcs, &[], &BTreeSet::new())).unwrap();
-    assert_eq!(plan.members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a", "c"]);
+    assert_eq!(
+        plan.members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "c"]
+    );
 }
 
 #[test]
 fn bad_input_is_a_typed_error() {
     let net = network("prod", &["a", "ghost"], full_mesh());
     let mcs = [member("a")];
-    assert_eq!(plan(input(&net, &mcs, &[], &BTreeSet::new())), Err(PlanError::MemberNotFound("ghost".into())));
+    assert_eq!(
+        plan(input(&net, &mcs, &[], &BTreeSet::new())),
+        Err(PlanError::MemberNotFound("ghost".into()))
+    );
 
     let net = network("prod", &["a", "b"], full_mesh());
     let mut mcs = vec![member("a"), member("b")];
@@ -65,15 +96,31 @@ fn invalid_services_are_rejected_alone() {
     wrong_ns.spec.namespace = "not-spanned".into();
     let stranger = service("stranger", "prod", "zz");
     let mut bad_consumer = service("bad-consumer", "prod", "a");
-    bad_consumer.spec.consumers = Some(ConsumerSelection { names: vec!["zz".into()], selector: None });
+    bad_consumer.spec.consumers = Some(ConsumerSelection {
+        names: vec!["zz".into()],
+        selector: None,
+    });
     let mut dup = service("dup", "prod", "b");
     dup.spec.service_name = "ok".into();
     let ok = service("ok", "prod", "a");
-    let plan = plan_of(&net, &["a", "b"], &[wrong_ns, stranger, bad_consumer, ok, dup]);
+    let plan = plan_of(
+        &net,
+        &["a", "b"],
+        &[wrong_ns, stranger, bad_consumer, ok, dup],
+    );
     // "dup" sorts before "ok", so "dup" wins the Service name and "ok" is refused.
-    assert_eq!(plan.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["dup"]);
-    let reasons: BTreeMap<&str, &str> =
-        plan.rejected_services.iter().map(|r| (r.name.as_str(), r.reason.as_str())).collect();
+    assert_eq!(
+        plan.services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["dup"]
+    );
+    let reasons: BTreeMap<&str, &str> = plan
+        .rejected_services
+        .iter()
+        .map(|r| (r.name.as_str(), r.reason.as_str()))
+        .collect();
     assert_eq!(reasons["wrong-ns"], "NamespaceNotInNetwork");
     assert_eq!(reasons["stranger"], "ExporterNotMember");
     assert_eq!(reasons["bad-consumer"], "ConsumerNotMember");
@@ -84,7 +131,11 @@ fn invalid_services_are_rejected_alone() {
 fn overlapping_cidrs_are_found() {
     let net = network("prod", &["a", "b", "c"], full_mesh());
     let mut mcs = vec![member("a"), member("b"), member("c")];
-    let cidrs = [("10.0.0.0/16", "10.96.0.0/12"), ("10.1.0.0/16", "10.100.0.0/16"), ("10.0.128.0/17", "172.16.0.0/16")];
+    let cidrs = [
+        ("10.0.0.0/16", "10.96.0.0/12"),
+        ("10.1.0.0/16", "10.100.0.0/16"),
+        ("10.0.128.0/17", "172.16.0.0/16"),
+    ];
     for (mc, (pod, svc)) in mcs.iter_mut().zip(cidrs) {
         mc.spec.network = Some(MemberNetwork {
             pod_cidrs: vec![pod.into()],
@@ -96,7 +147,10 @@ fn overlapping_cidrs_are_found() {
     let overlaps = plan.overlapping_cidrs();
     assert_eq!(overlaps.len(), 2, "{overlaps:?}");
     assert!(overlaps.iter().any(|(a, b, _)| a == "a" && b == "c"));
-    assert!(overlaps.iter().any(|(a, b, _)| a == "a" && b == "b"), "service CIDRs overlap too");
+    assert!(
+        overlaps.iter().any(|(a, b, _)| a == "a" && b == "b"),
+        "service CIDRs overlap too"
+    );
 }
 
 #[test]

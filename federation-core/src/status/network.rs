@@ -1,8 +1,8 @@
 //! `FederatedNetwork` status.
 
 use crate::api::{
-    DEGRADED, FederatedNetworkStatus, LinkPhase, LinkState, MemberPhase, MemberState, PROGRESSING, READY,
-    condition_status, merge_condition,
+    DEGRADED, FederatedNetworkStatus, LinkPhase, LinkState, MemberPhase, MemberState, PROGRESSING,
+    READY, condition_status, merge_condition,
 };
 use crate::backend::{Target, ValidationIssue};
 use crate::engine::{ReconcileReport, TargetOutcome};
@@ -23,12 +23,25 @@ pub struct PlanFailure {
 impl PlanFailure {
     /// A failure from validation issues.
     pub fn from_issues(issues: &[ValidationIssue]) -> Self {
-        let message = issues.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        Self { reason: "Unsupported".into(), message }
+        let message = issues
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self {
+            reason: "Unsupported".into(),
+            message,
+        }
     }
 }
 
-fn condition(type_: &str, status: bool, reason: &str, message: String, generation: Option<i64>) -> Condition {
+fn condition(
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
     Condition {
         type_: type_.into(),
         status: condition_status(status),
@@ -55,8 +68,20 @@ pub fn network_status(
     let report = match outcome {
         Err(failure) => {
             for c in [
-                condition(READY, false, &failure.reason, failure.message.clone(), generation),
-                condition(PROGRESSING, false, &failure.reason, "nothing is applied until the spec is fixed".into(), generation),
+                condition(
+                    READY,
+                    false,
+                    &failure.reason,
+                    failure.message.clone(),
+                    generation,
+                ),
+                condition(
+                    PROGRESSING,
+                    false,
+                    &failure.reason,
+                    "nothing is applied until the spec is fixed".into(),
+                    generation,
+                ),
                 condition(DEGRADED, false, &failure.reason, String::new(), generation),
             ] {
                 merge_condition(&mut status.conditions, c, now);
@@ -64,7 +89,13 @@ pub fn network_status(
             return status;
         }
         Ok(report) if !report.invalid.is_empty() => {
-            return network_status(previous, generation, plan, Err(&PlanFailure::from_issues(&report.invalid)), now);
+            return network_status(
+                previous,
+                generation,
+                plan,
+                Err(&PlanFailure::from_issues(&report.invalid)),
+                now,
+            );
         }
         Ok(report) => report,
     };
@@ -79,30 +110,53 @@ pub fn network_status(
         for m in &plan.members {
             let (phase, message) = match by_member.get(m.name.as_str()) {
                 Some((_, r)) => match &r.outcome {
-                    TargetOutcome::TimedOut => (MemberPhase::Unreachable, Some("did not answer in time".to_owned())),
+                    TargetOutcome::TimedOut => (
+                        MemberPhase::Unreachable,
+                        Some("did not answer in time".to_owned()),
+                    ),
                     TargetOutcome::Failed { error } => (MemberPhase::Failed, Some(error.clone())),
-                    _ if !m.healthy => (MemberPhase::Unreachable, Some("unreachable at the last probe".to_owned())),
-                    TargetOutcome::Changed { .. } => (MemberPhase::Pending, Some("applying".to_owned())),
-                    TargetOutcome::Converged => match report.health.members_not_ready.get(&m.name) {
-                        Some(why) => (MemberPhase::Pending, Some(why.clone())),
-                        None => (MemberPhase::Ready, None),
-                    },
+                    _ if !m.healthy => (
+                        MemberPhase::Unreachable,
+                        Some("unreachable at the last probe".to_owned()),
+                    ),
+                    TargetOutcome::Changed { .. } => {
+                        (MemberPhase::Pending, Some("applying".to_owned()))
+                    }
+                    TargetOutcome::Converged => {
+                        match report.health.members_not_ready.get(&m.name) {
+                            Some(why) => (MemberPhase::Pending, Some(why.clone())),
+                            None => (MemberPhase::Ready, None),
+                        }
+                    }
                 },
                 None => (MemberPhase::Pending, None),
             };
-            members.push(MemberState { name: m.name.clone(), phase, message });
+            members.push(MemberState {
+                name: m.name.clone(),
+                phase,
+                message,
+            });
         }
     }
     // A leaving member stays listed until a pass finds nothing of the network left on it.
-    let still_leaving = report.targets.iter().filter(|(_, r)| r.leaving && r.outcome != TargetOutcome::Converged);
+    let still_leaving = report
+        .targets
+        .iter()
+        .filter(|(_, r)| r.leaving && r.outcome != TargetOutcome::Converged);
     for (target, r) in still_leaving {
         if let Some(m) = target.member() {
             let message = match &r.outcome {
                 TargetOutcome::Failed { error } => Some(format!("teardown pending: {error}")),
-                TargetOutcome::TimedOut => Some("teardown pending: did not answer in time".to_owned()),
+                TargetOutcome::TimedOut => {
+                    Some("teardown pending: did not answer in time".to_owned())
+                }
                 _ => None,
             };
-            members.push(MemberState { name: m.to_owned(), phase: MemberPhase::TearingDown, message });
+            members.push(MemberState {
+                name: m.to_owned(),
+                phase: MemberPhase::TearingDown,
+                message,
+            });
         }
     }
     members.sort_by(|a, b| a.name.cmp(&b.name));
@@ -116,11 +170,9 @@ pub fn network_status(
                 .iter()
                 .flat_map(|l| plan.namespaces.iter().map(move |ns| (l, ns)))
                 .map(|(l, ns)| {
-                    let health = report
-                        .health
-                        .links
-                        .iter()
-                        .find(|h| h.dialer == l.dialer && h.acceptor == l.acceptor && &h.namespace == ns);
+                    let health = report.health.links.iter().find(|h| {
+                        h.dialer == l.dialer && h.acceptor == l.acceptor && &h.namespace == ns
+                    });
                     LinkState {
                         dialer: l.dialer.clone(),
                         acceptor: l.acceptor.clone(),
@@ -133,10 +185,17 @@ pub fn network_status(
                 .collect()
         })
         .unwrap_or_default();
-    let up = status.links.iter().filter(|l| l.phase == LinkPhase::Up).count();
+    let up = status
+        .links
+        .iter()
+        .filter(|l| l.phase == LinkPhase::Up)
+        .count();
     status.links_summary = Some(format!("{up}/{}", status.links.len()));
 
-    let failing: Vec<String> = report.failing_targets().map(|(t, _)| t.to_string()).collect();
+    let failing: Vec<String> = report
+        .failing_targets()
+        .map(|(t, _)| t.to_string())
+        .collect();
     let waiting: usize = report.targets.values().map(|t| t.orphans_waiting).sum();
     let members_ready = status.members.iter().all(|m| m.phase == MemberPhase::Ready);
     let links_up = up == status.links.len();
@@ -150,7 +209,10 @@ pub fn network_status(
     } else if !failing.is_empty() {
         ("MembersFailing", format!("failing: {}", failing.join(", ")))
     } else if !links_up {
-        ("LinksPending", format!("{up}/{} links up", status.links.len()))
+        (
+            "LinksPending",
+            format!("{up}/{} links up", status.links.len()),
+        )
     } else {
         ("Progressing", "applying changes".to_owned())
     };
@@ -168,11 +230,21 @@ pub fn network_status(
     };
     for c in [
         condition(READY, ready, ready_reason, ready_message, generation),
-        condition(PROGRESSING, progressing, if progressing { "Applying" } else { "Idle" }, progressing_message, generation),
+        condition(
+            PROGRESSING,
+            progressing,
+            if progressing { "Applying" } else { "Idle" },
+            progressing_message,
+            generation,
+        ),
         condition(
             DEGRADED,
             !failing.is_empty(),
-            if failing.is_empty() { "AllMembersHealthy" } else { "MembersFailing" },
+            if failing.is_empty() {
+                "AllMembersHealthy"
+            } else {
+                "MembersFailing"
+            },
             degraded_message,
             generation,
         ),

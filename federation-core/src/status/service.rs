@@ -1,7 +1,8 @@
 //! `FederatedService` status.
 
 use crate::api::{
-    ConsumerState, DEGRADED, FederatedServiceStatus, PROGRESSING, READY, condition_status, merge_condition,
+    ConsumerState, DEGRADED, FederatedServiceStatus, PROGRESSING, READY, condition_status,
+    merge_condition,
 };
 use crate::backend::Health;
 use crate::plan::NetworkPlan;
@@ -34,7 +35,10 @@ pub fn service_status(
     let Some(svc) = planned else {
         let (reason, message) = match rejected {
             Some(r) => (r.reason.clone(), r.message.clone()),
-            None => ("NetworkNotReady".to_owned(), "the network is missing or cannot be planned".to_owned()),
+            None => (
+                "NetworkNotReady".to_owned(),
+                "the network is missing or cannot be planned".to_owned(),
+            ),
         };
         status.consumers.clear();
         status.consumers_summary = None;
@@ -51,7 +55,10 @@ pub fn service_status(
         .consumers
         .iter()
         .map(|consumer| {
-            let h = health.services.iter().find(|h| h.service == name && &h.consumer == consumer);
+            let h = health
+                .services
+                .iter()
+                .find(|h| h.service == name && &h.consumer == consumer);
             ConsumerState {
                 member: consumer.clone(),
                 ready: h.is_some_and(|h| h.ready),
@@ -66,15 +73,33 @@ pub fn service_status(
     let total = status.consumers.len();
     status.consumers_summary = Some(format!("{ready_count}/{total}"));
     let all = ready_count == total;
-    let not_ready: Vec<&str> = status.consumers.iter().filter(|c| !c.ready).map(|c| c.member.as_str()).collect();
+    let not_ready: Vec<&str> = status
+        .consumers
+        .iter()
+        .filter(|c| !c.ready)
+        .map(|c| c.member.as_str())
+        .collect();
     for c in [
         cond(
             READY,
             all,
-            if all { "AllConsumersReady" } else { "ConsumersPending" },
-            if all { format!("{total} consumers ready") } else { format!("not ready in: {}", not_ready.join(", ")) },
+            if all {
+                "AllConsumersReady"
+            } else {
+                "ConsumersPending"
+            },
+            if all {
+                format!("{total} consumers ready")
+            } else {
+                format!("not ready in: {}", not_ready.join(", "))
+            },
         ),
-        cond(PROGRESSING, !all, if all { "Idle" } else { "WaitingForBackend" }, String::new()),
+        cond(
+            PROGRESSING,
+            !all,
+            if all { "Idle" } else { "WaitingForBackend" },
+            String::new(),
+        ),
         cond(DEGRADED, false, "AsExpected", String::new()),
     ] {
         merge_condition(&mut status.conditions, c, now);

@@ -11,7 +11,11 @@ fn converged_report(plan: &crate::plan::NetworkPlan) -> ReconcileReport {
             .members
             .iter()
             .map(|m| {
-                let r = TargetReport { outcome: TargetOutcome::Converged, leaving: false, orphans_waiting: 0 };
+                let r = TargetReport {
+                    outcome: TargetOutcome::Converged,
+                    leaving: false,
+                    orphans_waiting: 0,
+                };
                 (Target::Member(m.name.clone()), r)
             })
             .collect(),
@@ -29,8 +33,18 @@ fn converged_report(plan: &crate::plan::NetworkPlan) -> ReconcileReport {
                 })
                 .collect(),
             services: vec![
-                ServiceHealth { service: "db".into(), consumer: "a".into(), ready: true, message: None },
-                ServiceHealth { service: "db".into(), consumer: "b".into(), ready: false, message: Some("no matching connector".into()) },
+                ServiceHealth {
+                    service: "db".into(),
+                    consumer: "a".into(),
+                    ready: true,
+                    message: None,
+                },
+                ServiceHealth {
+                    service: "db".into(),
+                    consumer: "b".into(),
+                    ready: false,
+                    message: Some("no matching connector".into()),
+                },
             ],
             ..Default::default()
         },
@@ -44,7 +58,11 @@ fn at(s: i64) -> Timestamp {
 
 #[test]
 fn converged_network_is_ready_and_stays_unchanged() {
-    let plan = plan_of(&network("net", &["a", "b", "c"], full_mesh()), &["a", "b", "c"], &[]);
+    let plan = plan_of(
+        &network("net", &["a", "b", "c"], full_mesh()),
+        &["a", "b", "c"],
+        &[],
+    );
     let report = converged_report(&plan);
     let first = network_status(None, Some(1), Some(&plan), Ok(&report), at(100));
     assert!(first.conditions.is_true(READY));
@@ -55,35 +73,73 @@ fn converged_network_is_ready_and_stays_unchanged() {
 
     // The same pass later computes the same status: no write, and the time did not move.
     let second = network_status(Some(&first), Some(1), Some(&plan), Ok(&report), at(200));
-    assert_eq!(second.conditions.condition(READY).unwrap().last_transition_time.0, at(100));
+    assert_eq!(
+        second
+            .conditions
+            .condition(READY)
+            .unwrap()
+            .last_transition_time
+            .0,
+        at(100)
+    );
     assert!(changed(Some(&first), second).is_none());
 }
 
 #[test]
 fn pending_links_and_failures_show() {
-    let plan = plan_of(&network("net", &["a", "b", "c"], full_mesh()), &["a", "b", "c"], &[]);
+    let plan = plan_of(
+        &network("net", &["a", "b", "c"], full_mesh()),
+        &["a", "b", "c"],
+        &[],
+    );
     let mut report = converged_report(&plan);
     report.health.links[0].phase = LinkPhase::Pending;
     report.targets.insert(
         Target::Member("c".into()),
-        TargetReport { outcome: TargetOutcome::TimedOut, leaving: false, orphans_waiting: 0 },
+        TargetReport {
+            outcome: TargetOutcome::TimedOut,
+            leaving: false,
+            orphans_waiting: 0,
+        },
     );
     let status = network_status(None, Some(1), Some(&plan), Ok(&report), at(100));
     assert!(!status.conditions.is_true(READY));
     assert!(status.conditions.is_true(DEGRADED));
-    assert!(status.conditions.condition(DEGRADED).unwrap().message.contains("member/c"));
+    assert!(
+        status
+            .conditions
+            .condition(DEGRADED)
+            .unwrap()
+            .message
+            .contains("member/c")
+    );
     assert_eq!(status.links_summary.as_deref(), Some("2/3"));
-    assert_eq!(status.members.iter().find(|m| m.name == "c").unwrap().phase, MemberPhase::Unreachable);
+    assert_eq!(
+        status.members.iter().find(|m| m.name == "c").unwrap().phase,
+        MemberPhase::Unreachable
+    );
 }
 
 #[test]
 fn a_plan_failure_keeps_last_known_state_and_says_why() {
     let plan = plan_of(&network("net", &["a", "b"], full_mesh()), &["a", "b"], &[]);
-    let good = network_status(None, Some(1), Some(&plan), Ok(&converged_report(&plan)), at(100));
-    let failure = PlanFailure { reason: "MemberNotFound".into(), message: "member z has no MemberCluster".into() };
+    let good = network_status(
+        None,
+        Some(1),
+        Some(&plan),
+        Ok(&converged_report(&plan)),
+        at(100),
+    );
+    let failure = PlanFailure {
+        reason: "MemberNotFound".into(),
+        message: "member z has no MemberCluster".into(),
+    };
     let bad = network_status(Some(&good), Some(2), None, Err(&failure), at(200));
     let ready = bad.conditions.condition(READY).unwrap();
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "MemberNotFound"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "MemberNotFound")
+    );
     assert_eq!(ready.last_transition_time.0, at(200));
     assert_eq!(bad.observed_generation, Some(2));
     assert_eq!(bad.links, good.links, "last known links are kept");
@@ -92,7 +148,11 @@ fn a_plan_failure_keeps_last_known_state_and_says_why() {
 #[test]
 fn service_status_per_consumer() {
     let svcs = [service("db", "net", "a")];
-    let plan = plan_of(&network("net", &["a", "b"], full_mesh()), &["a", "b"], &svcs);
+    let plan = plan_of(
+        &network("net", &["a", "b"], full_mesh()),
+        &["a", "b"],
+        &svcs,
+    );
     let report = converged_report(&plan);
     let status = service_status(None, Some(1), "db", Some(&plan), &report.health, at(100));
     assert_eq!(status.consumers_summary.as_deref(), Some("1/2"));
@@ -101,5 +161,8 @@ fn service_status_per_consumer() {
     assert_eq!(b.message.as_deref(), Some("no matching connector"));
 
     let missing = service_status(None, Some(1), "db", None, &Health::default(), at(100));
-    assert_eq!(missing.conditions.condition(READY).unwrap().reason, "NetworkNotReady");
+    assert_eq!(
+        missing.conditions.condition(READY).unwrap().reason,
+        "NetworkNotReady"
+    );
 }

@@ -1,0 +1,99 @@
+//! One etcd server on loopback.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::{Error, Result};
+use crate::process::{ManagedProcess, ProcessInfo, ProcessRole, ProcessSpec, free_ports};
+
+/// A running etcd. Dropping it kills the process (its data folder stays until the kit's temp
+/// folder is removed).
+#[derive(Debug)]
+pub(crate) struct Etcd {
+    process: ManagedProcess,
+    client_url: String,
+}
+
+impl Etcd {
+    /// Starts etcd named `name` with its data and log under `dir`, and waits for `/health`.
+    pub(crate) async fn start(
+        binary: &Path,
+        name: &str,
+        dir: &Path,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let ports = free_ports(2)?;
+        let (client_port, peer_port) = (ports[0], ports[1]);
+        let data_dir = dir.join(name);
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| Error::io("create directory", &data_dir, e))?;
+        let client_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let args = vec![
+            format!("--name={name}"),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--listen-client-urls={client_url}"),
+            format!("--advertise-client-urls={client_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            // Without these two etcd advertises the default localhost:2380 peer URL: harmless
+            // for a one-member cluster, but confusing when reading several etcd logs side by side.
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster={name}={peer_url}"),
+            // Test data need not survive a power cut; fsync dominates etcd's write latency.
+            "--unsafe-no-fsync=true".to_owned(),
+        ];
+        let process = ManagedProcess::spawn(ProcessSpec {
+            role: ProcessRole::Etcd,
+            name: name.to_owned(),
+            program: binary.to_owned(),
+            args,
+            log: dir.join(format!("{name}.log")),
+        })?;
+        process
+            .wait_ready("GET /health", timeout, || health(client_port))
+            .await?;
+        Ok(Self {
+            process,
+            client_url,
+        })
+    }
+
+    pub(crate) fn client_url(&self) -> &str {
+        &self.client_url
+    }
+
+    pub(crate) fn info(&self) -> ProcessInfo {
+        self.process.info()
+    }
+
+    pub(crate) fn kill_blocking(&self) {
+        self.process.kill_blocking();
+    }
+}
+
+/// One plain HTTP/1.0 request to etcd's `/health`: etcd's client port speaks plain HTTP here, and a
+/// dozen lines of socket code spare the kit a second HTTP client stack.
+async fn health(port: u16) -> std::result::Result<(), String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&response);
+    let status_line = text.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) == Some("200") && text.contains("\"health\":\"true\"")
+    {
+        Ok(())
+    } else {
+        Err(format!("unhealthy: {}", text.replace("\r\n", " ")))
+    }
+}

@@ -1,0 +1,313 @@
+//! The controller functions of federation-core against real API servers: member probes
+//! through kubeconfig Secrets, and a network's finalizer, status and teardown (with a mocked
+//! backend: the backend seam itself is exercised by the backend crates' tests).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use federation_core::api::{
+    ConditionExt, FederatedNetwork, MemberCluster, NETWORK_FINALIZER, REACHABLE, READY,
+    TopologyKind, crds,
+};
+use federation_core::backend::{
+    Capabilities, DesiredObject, DesiredState, Health, Layer, LinkHealth, MockNetworkBackend,
+    ObjectKey, Observed, ObservedObject, Target,
+};
+use federation_core::cluster::MemberRegistry;
+use federation_core::controller::{Context, reconcile_member, reconcile_network};
+use federation_core::engine::{Engine, EngineConfig};
+use federation_testkit::ControlPlanes;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+async fn put_kubeconfig_secret(hub: &kube::Client, ns: &str, name: &str, kubeconfig: &str) {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "kubeconfig".to_owned(),
+            ByteString(kubeconfig.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(hub.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+}
+
+async fn put_member(hub: &kube::Client, name: &str, ns: &str, secret: &str) -> MemberCluster {
+    let mc: MemberCluster = serde_json::from_value(json!({
+        "apiVersion": "fednet.io/v1alpha1", "kind": "MemberCluster", "metadata": {"name": name},
+        "spec": {"clusterId": name, "kubeconfigSecretRef": {"namespace": ns, "name": secret}}
+    }))
+    .unwrap();
+    Api::<MemberCluster>::all(hub.clone())
+        .create(&PostParams::default(), &mc)
+        .await
+        .unwrap()
+}
+
+fn context(
+    hub: &kube::Client,
+    engines: BTreeMap<federation_core::api::BackendKind, Engine>,
+) -> Arc<Context> {
+    let mut ctx = Context::new(
+        hub.clone(),
+        Arc::new(MemberRegistry::new(hub.clone())),
+        engines,
+    );
+    ctx.timing.probe_timeout = Duration::from_secs(2);
+    Arc::new(ctx)
+}
+
+#[tokio::test]
+async fn member_probe_follows_reachability_and_refuses_insecure_credentials() {
+    let planes = ControlPlanes::builder()
+        .clusters(2)
+        .crds(crds())
+        .start()
+        .await
+        .unwrap();
+    let (hub_cluster, member_cluster) = (&planes.clusters()[0], &planes.clusters()[1]);
+    let hub = hub_cluster.client();
+    let ns = hub_cluster.test_namespace().await.unwrap();
+    put_kubeconfig_secret(
+        &hub,
+        &ns,
+        "east-kubeconfig",
+        member_cluster.kubeconfig_yaml(),
+    )
+    .await;
+    put_member(&hub, "east", &ns, "east-kubeconfig").await;
+    let ctx = context(&hub, BTreeMap::new());
+    let members: Api<MemberCluster> = Api::all(hub.clone());
+
+    reconcile_member(Arc::new(members.get("east").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    let east = members.get("east").await.unwrap();
+    let status = east.status.clone().unwrap();
+    assert!(status.conditions.is_true(REACHABLE), "{status:?}");
+    assert!(
+        status
+            .server_version
+            .as_deref()
+            .unwrap()
+            .starts_with("v1.37"),
+        "{status:?}"
+    );
+
+    // At rest a probe that finds the same facts writes nothing.
+    let version = east.resource_version();
+    reconcile_member(Arc::new(east), ctx.clone()).await.unwrap();
+    assert_eq!(
+        members.get("east").await.unwrap().resource_version(),
+        version
+    );
+
+    // A hung member turns Reachable False without blocking the reconcile.
+    member_cluster.pause().unwrap();
+    let started = std::time::Instant::now();
+    reconcile_member(Arc::new(members.get("east").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    member_cluster.resume().unwrap();
+    let east = members.get("east").await.unwrap();
+    let reachable = east
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .condition(REACHABLE)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (reachable.status.as_str(), reachable.reason.as_str()),
+        ("False", "Unreachable")
+    );
+    assert_eq!(
+        east.status.as_ref().unwrap().server_version,
+        status.server_version,
+        "last known version kept"
+    );
+
+    reconcile_member(Arc::new(east), ctx.clone()).await.unwrap();
+    assert!(
+        members
+            .get("east")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .conditions
+            .is_true(REACHABLE)
+    );
+
+    // A kubeconfig that skips TLS verification is refused, and no key material is echoed.
+    let mut insecure: serde_yaml::Value =
+        serde_yaml::from_str(member_cluster.kubeconfig_yaml()).unwrap();
+    insecure["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = true.into();
+    let insecure = serde_yaml::to_string(&insecure).unwrap();
+    put_kubeconfig_secret(&hub, &ns, "west-kubeconfig", &insecure).await;
+    put_member(&hub, "west", &ns, "west-kubeconfig").await;
+    reconcile_member(Arc::new(members.get("west").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    let west = members.get("west").await.unwrap();
+    let reachable = west
+        .status
+        .unwrap()
+        .conditions
+        .condition(REACHABLE)
+        .unwrap()
+        .clone();
+    assert_eq!(reachable.reason, "InvalidCredentials");
+    assert!(
+        reachable.message.contains("insecure-skip-tls-verify"),
+        "{}",
+        reachable.message
+    );
+    assert!(!reachable.message.contains("BEGIN"), "no PEM in messages");
+}
+
+fn marker(member: &str) -> ObjectKey {
+    ObjectKey::namespaced("v1", "ConfigMap", "apps", &format!("site-{member}"))
+}
+
+/// A backend whose objects already exist everywhere and whose links are all up: the
+/// controller should find the network converged and write nothing more.
+fn converged_backend(deletes: Arc<AtomicUsize>) -> MockNetworkBackend {
+    let mut b = MockNetworkBackend::new();
+    b.expect_kind()
+        .return_const(federation_core::api::BackendKind::Skupper);
+    b.expect_capabilities().returning(|| Capabilities {
+        layer: Layer::L7,
+        overlapping_cidrs: true,
+        link_costs: true,
+        encryption: true,
+        needs_broker: false,
+        topologies: vec![TopologyKind::FullMesh],
+    });
+    b.expect_validate().returning(|_| Vec::new());
+    b.expect_targets().returning(|plan| {
+        plan.members
+            .iter()
+            .map(|m| Target::Member(m.name.clone()))
+            .collect()
+    });
+    b.expect_render().returning(|plan, _| {
+        let mut d = DesiredState::default();
+        for m in &plan.members {
+            d.push(
+                Target::Member(m.name.clone()),
+                DesiredObject {
+                    key: marker(&m.name),
+                    body: json!({"data": {"x": "1"}}),
+                },
+            );
+        }
+        Ok(d)
+    });
+    b.expect_assess().returning(|plan, _| Health {
+        links: plan
+            .topology
+            .links
+            .iter()
+            .map(|l| LinkHealth {
+                dialer: l.dialer.clone(),
+                acceptor: l.acceptor.clone(),
+                namespace: "apps".into(),
+                phase: federation_core::api::LinkPhase::Up,
+                message: None,
+            })
+            .collect(),
+        ..Default::default()
+    });
+    b.expect_observe().returning(|target, _| {
+        let m = target.member().unwrap().to_owned();
+        Ok(Observed {
+            objects: vec![ObservedObject {
+                key: marker(&m),
+                body: json!({"data": {"x": "1"}}),
+                owned: true,
+            }],
+        })
+    });
+    b.expect_apply().times(0);
+    b.expect_waits_for_links().returning(|_| true);
+    b.expect_delete().returning(move |_, keys| {
+        deletes.fetch_add(keys.len(), Ordering::SeqCst);
+        Ok(())
+    });
+    b
+}
+
+#[tokio::test]
+async fn network_gets_a_finalizer_a_ready_status_and_is_torn_down() {
+    let planes = ControlPlanes::builder()
+        .clusters(1)
+        .crds(crds())
+        .start()
+        .await
+        .unwrap();
+    let hub = planes.clusters()[0].client();
+    let ns = planes.clusters()[0].test_namespace().await.unwrap();
+    for m in ["a", "b", "c"] {
+        put_member(&hub, m, &ns, "unused").await;
+    }
+    let deletes = Arc::new(AtomicUsize::new(0));
+    let engine = Engine::new(
+        Arc::new(converged_backend(deletes.clone())),
+        EngineConfig::default(),
+    );
+    let ctx = context(
+        &hub,
+        BTreeMap::from([(federation_core::api::BackendKind::Skupper, engine)]),
+    );
+    let nets: Api<FederatedNetwork> = Api::namespaced(hub.clone(), &ns);
+    let net: FederatedNetwork = serde_json::from_value(json!({
+        "apiVersion": "fednet.io/v1alpha1", "kind": "FederatedNetwork", "metadata": {"name": "net"},
+        "spec": {"backend": {"type": "Skupper"}, "members": {"names": ["a", "b", "c"]}, "namespaces": ["apps"],
+                 "topology": {"type": "FullMesh"}}
+    }))
+    .unwrap();
+    nets.create(&PostParams::default(), &net).await.unwrap();
+
+    // First pass adds the finalizer; the next one plans, runs the engine and writes status.
+    reconcile_network(Arc::new(nets.get("net").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    let net = nets.get("net").await.unwrap();
+    assert!(net.finalizers().iter().any(|f| f == NETWORK_FINALIZER));
+    reconcile_network(Arc::new(net), ctx.clone()).await.unwrap();
+    let net = nets.get("net").await.unwrap();
+    let status = net.status.clone().unwrap();
+    assert!(status.conditions.is_true(READY), "{status:?}");
+    assert_eq!(status.links_summary.as_deref(), Some("3/3"));
+    assert_eq!(status.observed_generation, net.metadata.generation);
+
+    // At rest: no write at all, the object's resourceVersion does not move.
+    let version = net.resource_version();
+    reconcile_network(Arc::new(net), ctx.clone()).await.unwrap();
+    assert_eq!(nets.get("net").await.unwrap().resource_version(), version);
+
+    // Deleting it tears down every member's objects, then releases the finalizer.
+    nets.delete("net", &DeleteParams::default()).await.unwrap();
+    reconcile_network(Arc::new(nets.get("net").await.unwrap()), ctx.clone())
+        .await
+        .unwrap();
+    assert_eq!(deletes.load(Ordering::SeqCst), 3);
+    assert!(
+        nets.get_opt("net").await.unwrap().is_none(),
+        "finalizer released, object gone"
+    );
+}
