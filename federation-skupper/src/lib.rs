@@ -1,0 +1,179 @@
+//! # federation-skupper
+//!
+//! The Skupper v2 (`skupper.io/v2alpha1`) backend of fednet. For every (member, namespace)
+//! of a network it keeps a `Site`; for every planned link it makes the dialing site link to
+//! the accepting one, by the direct flow (a client `Certificate` issued by the acceptor's
+//! site CA, its credentials copied to the dialer, one `Link` per router group) or the grant
+//! flow (`AccessGrant` in the acceptor, `AccessToken` in the dialer); for every shared service
+//! it keeps a `Connector` where the service runs and a `Listener` where it is consumed.
+//!
+//! Rendering and health assessment are pure functions ([`render::render`],
+//! [`assess::assess`]); the effects go through `federation_core::kubernetes` with
+//! server-side apply, one field manager and the network's ownership labels.
+
+pub mod assess;
+pub mod kinds;
+pub mod names;
+pub mod render;
+mod status_read;
+pub mod validate;
+
+use async_trait::async_trait;
+use federation_core::api::{BackendKind, TopologyKind};
+use federation_core::backend::{
+    BackendError, Capabilities, DesiredObject, DesiredState, Health, Layer, NetworkBackend,
+    ObjectKey, Observed, Target, ValidationIssue,
+};
+use federation_core::cluster::MemberRegistry;
+use federation_core::kubernetes::{apply_objects, delete_keys, get_unowned, list_owned};
+use federation_core::plan::{NetworkPlan, NetworkRef};
+use kinds::{CERTIFICATE, OWNED, SECRET};
+use kube::Client;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The Skupper backend.
+pub struct SkupperBackend {
+    registry: Arc<MemberRegistry>,
+}
+
+impl SkupperBackend {
+    /// A backend reaching members through `registry`.
+    pub fn new(registry: Arc<MemberRegistry>) -> Self {
+        Self { registry }
+    }
+
+    async fn client(&self, target: &Target) -> Result<Client, BackendError> {
+        let member = match target {
+            Target::Member(m) => m,
+            other => {
+                return Err(BackendError::Other(format!(
+                    "the Skupper backend has no {other} targets"
+                )));
+            }
+        };
+        self.registry
+            .client_by_name(member)
+            .await
+            .map_err(|e| BackendError::Unreachable {
+                target: target.to_string(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// What Skupper offers: application-level (L7) links with costs, mutual TLS between routers,
+/// no broker, any topology, and no constraint on members' CIDRs.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        layer: Layer::L7,
+        overlapping_cidrs: true,
+        link_costs: true,
+        encryption: true,
+        needs_broker: false,
+        topologies: vec![
+            TopologyKind::FullMesh,
+            TopologyKind::HubSpoke,
+            TopologyKind::Explicit,
+        ],
+    }
+}
+
+#[async_trait]
+impl NetworkBackend for SkupperBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Skupper
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    fn validate(&self, plan: &NetworkPlan) -> Vec<ValidationIssue> {
+        validate::validate(plan)
+    }
+
+    fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target> {
+        plan.members
+            .iter()
+            .map(|m| Target::Member(m.name.clone()))
+            .collect()
+    }
+
+    fn render(
+        &self,
+        plan: &NetworkPlan,
+        observed: &BTreeMap<Target, Observed>,
+    ) -> Result<DesiredState, BackendError> {
+        Ok(render::render(plan, observed))
+    }
+
+    fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
+        assess::assess(plan, observed)
+    }
+
+    async fn observe(
+        &self,
+        target: &Target,
+        network: &NetworkRef,
+    ) -> Result<Observed, BackendError> {
+        let client = self.client(target).await?;
+        let mut objects = list_owned(&client, target, OWNED, network).await?;
+        // The Secrets Skupper's controller writes for our Certificates, and the Secret and
+        // Links it writes when redeeming our AccessTokens, carry no label of ours: read them
+        // by name so rendering can copy and adopt them.
+        let mut extra = Vec::new();
+        for o in objects
+            .iter()
+            .filter(|o| o.key.kind == CERTIFICATE.kind || o.key.kind == kinds::ACCESS_TOKEN.kind)
+        {
+            let ns = o.key.namespace.as_deref().unwrap_or_default();
+            let already = |kind: &str, name: &str| {
+                objects.iter().any(|x| {
+                    x.key.kind == kind && x.key.name == name && x.key.namespace == o.key.namespace
+                })
+            };
+            if !already(SECRET.kind, &o.key.name) {
+                extra.extend(get_unowned(&client, target, &SECRET, ns, &o.key.name).await?);
+            }
+            if o.key.kind == kinds::ACCESS_TOKEN.kind {
+                for name in [
+                    o.key.name.clone(),
+                    format!("{}-1", o.key.name),
+                    format!("{}-2", o.key.name),
+                ] {
+                    if !already(kinds::LINK.kind, &name) {
+                        extra.extend(get_unowned(&client, target, &kinds::LINK, ns, &name).await?);
+                    }
+                }
+            }
+        }
+        objects.extend(extra);
+        Ok(Observed { objects })
+    }
+
+    async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
+        let client = self.client(target).await?;
+        apply_objects(&client, target, OWNED, objects).await
+    }
+
+    async fn delete(&self, target: &Target, keys: &[ObjectKey]) -> Result<(), BackendError> {
+        let client = self.client(target).await?;
+        // Links first, then what they use: a Link never points at a deleted Secret.
+        let mut ordered = keys.to_vec();
+        ordered.sort_by_key(|k| match k.kind.as_str() {
+            "Link" | "AccessToken" | "Listener" | "Connector" => 0,
+            "Secret" | "Certificate" | "AccessGrant" => 1,
+            _ => 2,
+        });
+        delete_keys(&client, target, OWNED, &ordered).await
+    }
+
+    fn waits_for_links(&self, key: &ObjectKey) -> bool {
+        // Removing a Site, a link or its credentials can cut traffic; services cannot.
+        !matches!(key.kind.as_str(), "Connector" | "Listener")
+    }
+}
+
+#[cfg(test)]
+mod tests;

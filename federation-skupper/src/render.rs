@@ -1,0 +1,304 @@
+//! Rendering a plan into Skupper objects (pure).
+
+use crate::kinds::{
+    self, ACCESS_GRANT, ACCESS_TOKEN, CERTIFICATE, CONNECTOR, LINK, LISTENER, SECRET, SITE,
+};
+use crate::names;
+use crate::status_read::{condition_true, dialable_endpoint_groups, find};
+use federation_core::api::{SkupperLinkFlow, SkupperSettings};
+use federation_core::backend::{DesiredObject, DesiredState, Observed, Target};
+use federation_core::kubernetes::ManagedKind;
+use federation_core::plan::{NetworkPlan, ServicePlan};
+use federation_core::topology::{Link, Role};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Link access given to sites that accept links when the network does not say.
+pub const DEFAULT_LINK_ACCESS: &str = "default";
+/// How long an AccessGrant stays redeemable.
+pub const GRANT_EXPIRATION: &str = "30m";
+
+struct Ctx<'a> {
+    plan: &'a NetworkPlan,
+    observed: &'a BTreeMap<Target, Observed>,
+    settings: SkupperSettings,
+    labels: Value,
+}
+
+impl Ctx<'_> {
+    fn object(
+        &self,
+        kind: &ManagedKind,
+        namespace: &str,
+        name: &str,
+        fields: Value,
+    ) -> DesiredObject {
+        let mut body = json!({
+            "apiVersion": kind.api_version,
+            "kind": kind.kind,
+            "metadata": {"name": name, "namespace": namespace, "labels": self.labels},
+        });
+        if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
+            body.extend(fields);
+        }
+        DesiredObject {
+            key: kinds::key(kind, namespace, name),
+            body,
+        }
+    }
+
+    fn observed_site(&self, member: &str, namespace: &str) -> Option<&Value> {
+        let site = names::site(&self.plan.network);
+        self.observed
+            .get(&Target::Member(member.to_owned()))
+            .and_then(|o| find(o, SITE.kind, namespace, &site))
+            .map(|o| &o.body)
+    }
+
+    fn is_edge(&self, member: &str) -> bool {
+        self.settings.edge_spokes
+            && self
+                .plan
+                .topology
+                .site(member)
+                .is_some_and(|s| s.role == Role::Spoke)
+    }
+}
+
+/// The desired Skupper objects of a plan, given what was observed this pass.
+pub fn render(plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> DesiredState {
+    let ctx = Ctx {
+        plan,
+        observed,
+        settings: plan.backend.skupper.clone().unwrap_or_default(),
+        labels: json!(plan.network.ownership_labels()),
+    };
+    let mut desired = DesiredState::default();
+    let acceptors: BTreeSet<&str> = plan
+        .topology
+        .links
+        .iter()
+        .map(|l| l.acceptor.as_str())
+        .collect();
+    for ns in &plan.namespaces {
+        for site in &plan.topology.sites {
+            desired.push(
+                Target::Member(site.member.clone()),
+                site_object(
+                    &ctx,
+                    &site.member,
+                    ns,
+                    acceptors.contains(site.member.as_str()),
+                ),
+            );
+        }
+        for link in &plan.topology.links {
+            match ctx.settings.link_flow {
+                SkupperLinkFlow::Direct => direct_link(&ctx, link, ns, &mut desired),
+                SkupperLinkFlow::Grant => granted_link(&ctx, link, ns, &mut desired),
+            }
+        }
+        for svc in plan.services.iter().filter(|s| &s.namespace == ns) {
+            service_objects(&ctx, svc, &mut desired);
+        }
+    }
+    desired
+}
+
+fn site_object(ctx: &Ctx<'_>, member: &str, ns: &str, accepts: bool) -> DesiredObject {
+    let edge = ctx.is_edge(member);
+    let mut spec = Map::new();
+    if accepts {
+        let access = ctx
+            .settings
+            .link_access
+            .as_deref()
+            .unwrap_or(DEFAULT_LINK_ACCESS);
+        spec.insert("linkAccess".into(), access.into());
+    }
+    spec.insert("edge".into(), edge.into());
+    spec.insert("ha".into(), (ctx.settings.ha && !edge).into());
+    if !ctx.settings.settings.is_empty() {
+        spec.insert("settings".into(), json!(ctx.settings.settings));
+    }
+    ctx.object(
+        &SITE,
+        ns,
+        &names::site(&ctx.plan.network),
+        json!({"spec": spec}),
+    )
+}
+
+/// Direct flow: a client Certificate in the acceptor, issued by its site CA; once the
+/// acceptor's controller has written the Certificate's Secret and resolved the site's
+/// endpoints, a copy of the credentials and one Link per router group in the dialer.
+fn direct_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState) {
+    let name = names::link(&ctx.plan.network, &link.dialer, &link.acceptor);
+    let acceptor = Target::Member(link.acceptor.clone());
+    let Some(site) = ctx.observed_site(&link.acceptor, ns) else {
+        return;
+    };
+    let Some(issuer) = site["status"]["defaultIssuer"].as_str() else {
+        return;
+    };
+    let subject = ctx
+        .plan
+        .member(&link.dialer)
+        .map_or(link.dialer.as_str(), |m| m.cluster_id.as_str());
+    desired.push(
+        acceptor.clone(),
+        ctx.object(
+            &CERTIFICATE,
+            ns,
+            &name,
+            json!({"spec": {"ca": issuer, "subject": subject, "client": true}}),
+        ),
+    );
+
+    let credentials = ctx
+        .observed
+        .get(&acceptor)
+        .and_then(|o| find(o, SECRET.kind, ns, &name))
+        .map(|s| &s.body["data"])
+        .filter(|data| {
+            ["tls.crt", "tls.key", "ca.crt"]
+                .iter()
+                .all(|k| data[k].is_string())
+        });
+    let groups = dialable_endpoint_groups(site);
+    let (Some(data), false) = (credentials, groups.is_empty()) else {
+        return;
+    };
+    let dialer = Target::Member(link.dialer.clone());
+    let data =
+        json!({"tls.crt": data["tls.crt"], "tls.key": data["tls.key"], "ca.crt": data["ca.crt"]});
+    desired.push(
+        dialer.clone(),
+        ctx.object(
+            &SECRET,
+            ns,
+            &name,
+            json!({"type": "kubernetes.io/tls", "data": data}),
+        ),
+    );
+    for (i, endpoints) in groups.iter().enumerate() {
+        let spec = json!({"endpoints": endpoints, "tlsCredentials": name, "cost": link.cost});
+        desired.push(
+            dialer.clone(),
+            ctx.object(
+                &LINK,
+                ns,
+                &names::link_object(&name, i, groups.len()),
+                json!({"spec": spec}),
+            ),
+        );
+    }
+}
+
+/// Grant flow: an AccessGrant in the acceptor; once it and the acceptor's site are Ready, an
+/// AccessToken in the dialer, which the dialer's controller redeems into a Secret and Links
+/// named after the token. Those are adopted (labelled) so that orphan cleanup finds them.
+fn granted_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState) {
+    let name = names::link(&ctx.plan.network, &link.dialer, &link.acceptor);
+    let acceptor = Target::Member(link.acceptor.clone());
+    let grant_spec =
+        json!({"spec": {"redemptionsAllowed": 1, "expirationWindow": GRANT_EXPIRATION}});
+    desired.push(
+        acceptor.clone(),
+        ctx.object(&ACCESS_GRANT, ns, &name, grant_spec),
+    );
+
+    let dialer = Target::Member(link.dialer.clone());
+    let observed_dialer = ctx.observed.get(&dialer);
+    // A token once redeemed must be kept as it was: its grant is used up, so re-rendering it
+    // from a newer grant status would make it unredeemable.
+    if let Some(token) = observed_dialer.and_then(|o| find(o, ACCESS_TOKEN.kind, ns, &name))
+        && token.body["status"]["redeemed"] == true
+    {
+        let spec = token.body["spec"].clone();
+        desired.push(
+            dialer.clone(),
+            ctx.object(&ACCESS_TOKEN, ns, &name, json!({"spec": spec})),
+        );
+        adopt_redeemed(ctx, observed_dialer, ns, &name, &dialer, desired);
+        return;
+    }
+    let site_ready = ctx
+        .observed_site(&link.acceptor, ns)
+        .is_some_and(|s| condition_true(s, "Ready"));
+    let grant = ctx
+        .observed
+        .get(&acceptor)
+        .and_then(|o| find(o, ACCESS_GRANT.kind, ns, &name));
+    let Some(grant) = grant.filter(|g| site_ready && condition_true(&g.body, "Ready")) else {
+        return;
+    };
+    let status = &grant.body["status"];
+    if let (Some(url), Some(code), Some(ca)) = (
+        status["url"].as_str(),
+        status["code"].as_str(),
+        status["ca"].as_str(),
+    ) {
+        let spec = json!({"url": url, "code": code, "ca": ca, "linkCost": link.cost});
+        desired.push(
+            dialer,
+            ctx.object(&ACCESS_TOKEN, ns, &name, json!({"spec": spec})),
+        );
+    }
+}
+
+fn adopt_redeemed(
+    ctx: &Ctx<'_>,
+    observed: Option<&Observed>,
+    ns: &str,
+    name: &str,
+    dialer: &Target,
+    desired: &mut DesiredState,
+) {
+    let Some(observed) = observed else { return };
+    for o in &observed.objects {
+        let same_ns = o.key.namespace.as_deref() == Some(ns);
+        let is_link = o.key.kind == LINK.kind
+            && (o.key.name == name || o.key.name.starts_with(&format!("{name}-")));
+        let is_secret = o.key.kind == SECRET.kind && o.key.name == name;
+        if same_ns && (is_link || is_secret) {
+            let kind = if is_link { &LINK } else { &SECRET };
+            desired.push(dialer.clone(), ctx.object(kind, ns, &o.key.name, json!({})));
+        }
+    }
+}
+
+fn service_objects(ctx: &Ctx<'_>, svc: &ServicePlan, desired: &mut DesiredState) {
+    let exporters: BTreeSet<&str> = svc.exporters.iter().map(|e| e.member.as_str()).collect();
+    for port in &svc.ports {
+        let name = names::service_port(&svc.name, &port.name);
+        for e in &svc.exporters {
+            let mut spec = json!({"routingKey": port.routing_key, "port": port.target_port});
+            if let Some(selector) = &e.selector {
+                let selector: Vec<String> =
+                    selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                spec["selector"] = selector.join(",").into();
+            }
+            if let Some(host) = &e.host {
+                spec["host"] = host.clone().into();
+            }
+            desired.push(
+                Target::Member(e.member.clone()),
+                ctx.object(&CONNECTOR, &svc.namespace, &name, json!({"spec": spec})),
+            );
+        }
+        // An exporting member serves the service locally; a Listener there would take over
+        // the Service name its own workload may already use.
+        for consumer in svc
+            .consumers
+            .iter()
+            .filter(|c| !exporters.contains(c.as_str()))
+        {
+            let spec = json!({"routingKey": port.routing_key, "host": svc.service_name, "port": port.port});
+            desired.push(
+                Target::Member(consumer.clone()),
+                ctx.object(&LISTENER, &svc.namespace, &name, json!({"spec": spec})),
+            );
+        }
+    }
+}
