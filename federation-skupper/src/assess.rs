@@ -62,7 +62,7 @@ pub fn assess(plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Heal
     }
 
     for svc in &plan.services {
-        for consumer in &svc.consumers {
+        for consumer in svc.consumers.iter() {
             let local = svc.exporters.iter().any(|e| &e.member == consumer);
             let (kind, matched) = if local {
                 (CONNECTOR.kind, "Configured")

@@ -41,7 +41,7 @@ fn plans_members_sites_links_and_services() {
     );
     let db = &plan.services[0];
     assert_eq!(
-        db.consumers,
+        *db.consumers,
         ["a", "b", "c"],
         "all members consume by default"
     );
