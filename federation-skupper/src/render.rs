@@ -81,15 +81,13 @@ pub fn render(plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Desi
         .map(|l| l.acceptor.as_str())
         .collect();
     for ns in &plan.namespaces {
+        let dialed = still_dialed(&ctx, ns);
         for site in &plan.topology.sites {
+            let member = site.member.as_str();
+            let accepts = acceptors.contains(member) || dialed.contains(member);
             desired.push(
                 Target::Member(site.member.clone()),
-                site_object(
-                    &ctx,
-                    &site.member,
-                    ns,
-                    acceptors.contains(site.member.as_str()),
-                ),
+                site_object(&ctx, member, ns, accepts),
             );
         }
         for link in &plan.topology.links {
@@ -105,8 +103,62 @@ pub fn render(plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Desi
     desired
 }
 
+/// Members whose site in `ns` must keep accepting links although the plan may no longer
+/// make them acceptors: an observed Link of the network (named for a dialer and this
+/// acceptor) still dials them, because the Links of a link that left the plan are removed only
+/// once the new ones are up (make before break), and taking link access away first would cut
+/// them. While some planned member could not be observed its Links are unknown, so a site
+/// observed with link access keeps it.
+fn still_dialed(ctx: &Ctx<'_>, ns: &str) -> BTreeSet<String> {
+    let members: BTreeSet<&str> = ctx
+        .plan
+        .members
+        .iter()
+        .map(|m| m.name.as_str())
+        .chain(ctx.observed.keys().filter_map(Target::member))
+        .collect();
+    let mut dialed = BTreeSet::new();
+    for (target, observed) in ctx.observed {
+        let Some(dialer) = target.member() else {
+            continue;
+        };
+        for acceptor in members.iter().filter(|a| **a != dialer) {
+            let name = names::link(&ctx.plan.network, dialer, acceptor);
+            let dialing = observed.objects.iter().any(|o| {
+                o.key.kind == LINK.kind
+                    && o.key.namespace.as_deref() == Some(ns)
+                    && (o.key.name == name
+                        || o.key
+                            .name
+                            .strip_prefix(&name)
+                            .is_some_and(|rest| rest.starts_with('-')))
+            });
+            if dialing {
+                dialed.insert((*acceptor).to_owned());
+            }
+        }
+    }
+    let unobserved = ctx
+        .plan
+        .members
+        .iter()
+        .any(|m| !ctx.observed.contains_key(&Target::Member(m.name.clone())));
+    if unobserved {
+        for m in &members {
+            let has_access = ctx
+                .observed_site(m, ns)
+                .is_some_and(|s| s["spec"]["linkAccess"].is_string());
+            if has_access {
+                dialed.insert((*m).to_owned());
+            }
+        }
+    }
+    dialed
+}
+
 fn site_object(ctx: &Ctx<'_>, member: &str, ns: &str, accepts: bool) -> DesiredObject {
-    let edge = ctx.is_edge(member);
+    // A site that still accepts links is not made an edge site yet (edge sites cannot accept).
+    let edge = ctx.is_edge(member) && !accepts;
     let mut spec = Map::new();
     if accepts {
         let access = ctx
@@ -220,7 +272,7 @@ fn granted_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState
             dialer.clone(),
             ctx.object(&ACCESS_TOKEN, ns, &name, json!({"spec": spec})),
         );
-        adopt_redeemed(ctx, observed_dialer, ns, &name, &dialer, desired);
+        adopt_redeemed(ctx, observed_dialer, link, ns, &name, desired);
         return;
     }
     let site_ready = ctx
@@ -247,14 +299,18 @@ fn granted_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState
     }
 }
 
+/// Adopts (labels) the Secret and Links the dialer's controller made from a redeemed token,
+/// and keeps the Links' cost at the planned one: the token is kept as it was, so a cost change
+/// reaches those Links only this way.
 fn adopt_redeemed(
     ctx: &Ctx<'_>,
     observed: Option<&Observed>,
+    link: &Link,
     ns: &str,
     name: &str,
-    dialer: &Target,
     desired: &mut DesiredState,
 ) {
+    let dialer = Target::Member(link.dialer.clone());
     let Some(observed) = observed else { return };
     for o in &observed.objects {
         let same_ns = o.key.namespace.as_deref() == Some(ns);
@@ -262,8 +318,12 @@ fn adopt_redeemed(
             && (o.key.name == name || o.key.name.starts_with(&format!("{name}-")));
         let is_secret = o.key.kind == SECRET.kind && o.key.name == name;
         if same_ns && (is_link || is_secret) {
-            let kind = if is_link { &LINK } else { &SECRET };
-            desired.push(dialer.clone(), ctx.object(kind, ns, &o.key.name, json!({})));
+            let (kind, fields) = if is_link {
+                (&LINK, json!({"spec": {"cost": link.cost}}))
+            } else {
+                (&SECRET, json!({}))
+            };
+            desired.push(dialer.clone(), ctx.object(kind, ns, &o.key.name, fields));
         }
     }
 }

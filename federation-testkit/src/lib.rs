@@ -3,6 +3,8 @@
 //!
 //! Only an API server runs: no kubelet, no controllers. What a test writes is validated by the
 //! real API machinery (OpenAPI schemas of installed CRDs, RBAC, admission), which is the point.
+//! Where a test needs an upstream controller's observable behaviour, [`doubles`] has a test
+//! double that writes exactly that (Skupper's controller: [`doubles::skupper`]).
 //!
 //! # Example
 //! ```no_run
@@ -44,6 +46,7 @@ mod certs;
 mod cluster;
 mod control_planes;
 mod crds;
+pub mod doubles;
 mod error;
 mod etcd;
 #[cfg(feature = "k3s")]

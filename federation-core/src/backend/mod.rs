@@ -15,7 +15,10 @@ mod error;
 mod objects;
 
 pub use error::BackendError;
-pub use objects::{DesiredObject, DesiredState, ObjectKey, Observed, ObservedObject, is_subset};
+pub use objects::{
+    DesiredObject, DesiredState, ObjectKey, Observed, ObservedObject, drops_applied_fields,
+    is_subset,
+};
 
 use crate::api::{BackendKind, LinkPhase, TopologyKind};
 use crate::plan::{NetworkPlan, NetworkRef};

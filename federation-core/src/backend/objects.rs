@@ -117,6 +117,29 @@ pub fn is_subset(desired: &Value, observed: &Value) -> bool {
     }
 }
 
+/// Whether `observed` still carries a field that `manager` set by server-side apply and
+/// `desired` no longer sets. [`is_subset`] cannot tell such a field from one the server or
+/// another writer added, so it would stay forever; applying `desired` removes it, because the
+/// manager no longer sets it. Read from `metadata.managedFields` (`fieldsV1`); an object
+/// without them (not from a Kubernetes API) never reports one.
+pub fn drops_applied_fields(desired: &Value, observed: &Value, manager: &str) -> bool {
+    observed["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["manager"] == manager && m["operation"] == "Apply")
+        .any(|m| !fields_set_in(&m["fieldsV1"], desired))
+}
+
+/// Whether every field of a `fieldsV1` set is present in `desired`. List items (`k:`, `v:`,
+/// `i:` entries) are not followed: [`is_subset`] compares lists whole.
+fn fields_set_in(fields: &Value, desired: &Value) -> bool {
+    fields.as_object().into_iter().flatten().all(|(k, sub)| {
+        k.strip_prefix("f:")
+            .is_none_or(|name| desired.get(name).is_some_and(|d| fields_set_in(sub, d)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +156,42 @@ mod tests {
         let shorter = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"cost": 2, "items": [1]}});
         assert!(!is_subset(&desired, &shorter));
         assert!(!is_subset(&desired, &json!({"metadata": {"name": "a"}})));
+    }
+
+    #[test]
+    fn fields_the_manager_applied_and_dropped_are_seen() {
+        let observed = |manager: &str, operation: &str| {
+            json!({"metadata": {"name": "s", "labels": {"x": "1"}, "managedFields": [
+                {"manager": manager, "operation": operation, "fieldsV1": {
+                    "f:metadata": {"f:labels": {".": {}, "f:x": {}}},
+                    "f:spec": {"f:linkAccess": {}, "f:edge": {}, "f:items": {"k:{\"n\":\"a\"}": {".": {}}}}}}]},
+                   "spec": {"linkAccess": "default", "edge": false, "items": [{"n": "a"}], "serverSide": 1}})
+        };
+        let still = json!({"metadata": {"name": "s", "labels": {"x": "1"}},
+                           "spec": {"linkAccess": "default", "edge": false, "items": [{"n": "a"}]}});
+        let dropped = json!({"metadata": {"name": "s", "labels": {"x": "1"}},
+                             "spec": {"edge": false, "items": [{"n": "a"}]}});
+        let ours = observed("fednet-operator", "Apply");
+        assert!(
+            is_subset(&dropped, &ours),
+            "the subset check alone misses it"
+        );
+        assert!(drops_applied_fields(&dropped, &ours, "fednet-operator"));
+        assert!(!drops_applied_fields(&still, &ours, "fednet-operator"));
+        assert!(!drops_applied_fields(
+            &dropped,
+            &observed("someone-else", "Apply"),
+            "fednet-operator"
+        ));
+        assert!(!drops_applied_fields(
+            &dropped,
+            &observed("fednet-operator", "Update"),
+            "fednet-operator"
+        ));
+        assert!(!drops_applied_fields(
+            &dropped,
+            &json!({"spec": {"linkAccess": "x"}}),
+            "fednet-operator"
+        ));
     }
 }

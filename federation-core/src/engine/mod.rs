@@ -21,7 +21,9 @@
 //! - **Retries**: retryable errors (connection problems, 409, 429, 5xx) are retried with
 //!   exponential backoff within the target's time budget; others are reported at once.
 //! - **No no-op writes**: an object is applied only when a field it sets differs from the
-//!   observed object, so a pass over a converged network writes nothing.
+//!   observed object, or when the object still carries a field fednet applied earlier and no
+//!   longer sets (read from `managedFields`; applying removes it), so a pass over a converged
+//!   network writes nothing.
 //! - **Make before break**: an object the backend marks as link-related
 //!   ([`NetworkBackend::waits_for_links`]) is deleted only once every planned link of its
 //!   target is up; a target that left the plan is cleaned up without waiting.
@@ -37,10 +39,10 @@ mod report;
 
 pub use report::{ReconcileReport, TargetOutcome, TargetReport, TeardownReport};
 
-use crate::api::LinkPhase;
+use crate::api::{FIELD_MANAGER, LinkPhase};
 use crate::backend::{
     BackendError, DesiredObject, Health, NetworkBackend, ObjectKey, Observed, Target,
-    check_capabilities, is_subset,
+    check_capabilities, drops_applied_fields, is_subset,
 };
 use crate::plan::{NetworkPlan, NetworkRef};
 use backon::{ExponentialBuilder, Retryable};
@@ -252,9 +254,10 @@ impl Engine {
         let apply: Vec<DesiredObject> = wanted
             .iter()
             .filter(|d| {
-                observed
-                    .get(&d.key)
-                    .is_none_or(|o| !is_subset(&d.body, &o.body))
+                observed.get(&d.key).is_none_or(|o| {
+                    !is_subset(&d.body, &o.body)
+                        || drops_applied_fields(&d.body, &o.body, FIELD_MANAGER)
+                })
             })
             .cloned()
             .collect();

@@ -489,6 +489,48 @@ async fn new_links_are_made_before_old_ones_are_broken() {
 }
 
 #[tokio::test]
+async fn a_field_fednet_applied_and_no_longer_sets_is_applied_away() {
+    let store = Store::default();
+    let mut b = backend(&store);
+    expect_store_writes(&mut b, &store);
+    let engine = Engine::new(Arc::new(b), config());
+    let members = ["a", "b"];
+    let plan = plan_of(&network("net", &members, full_mesh()), &members, &[]);
+    engine.reconcile(&plan, &BTreeSet::new()).await;
+    // As the API server shows it: fednet once applied `spec.old` too (no longer rendered);
+    // another writer owns `spec.extra`.
+    {
+        let mut store = store.lock().unwrap();
+        let site = store
+            .get_mut(&member("a"))
+            .and_then(|m| m.get_mut(&site_key("a")))
+            .unwrap();
+        site["spec"]["old"] = true.into();
+        site["spec"]["extra"] = 1.into();
+        site["metadata"]["managedFields"] = json!([
+            {"manager": FIELD_MANAGER, "operation": "Apply",
+             "fieldsV1": {"f:spec": {"f:name": {}, "f:old": {}}}},
+            {"manager": "another", "operation": "Update", "fieldsV1": {"f:spec": {"f:extra": {}}}}
+        ]);
+    }
+    let pass = engine.reconcile(&plan, &BTreeSet::new()).await;
+    assert_eq!(
+        pass.targets[&member("a")].outcome,
+        TargetOutcome::Changed {
+            applied: 1,
+            deleted: 0
+        }
+    );
+    assert_eq!(pass.targets[&member("b")].outcome, TargetOutcome::Converged);
+    assert!(
+        engine
+            .reconcile(&plan, &BTreeSet::new())
+            .await
+            .is_converged()
+    );
+}
+
+#[tokio::test]
 async fn an_invalid_plan_touches_nothing() {
     let mut b = MockNetworkBackend::new();
     b.expect_capabilities().returning(|| Capabilities {

@@ -224,9 +224,10 @@ fn grant_flow_redeems_only_ready_grants_and_keeps_redeemed_tokens() {
     );
     let adopted_link = of_kind(&d, "east", LINK.kind)[0];
     assert_eq!(adopted_link.key.name, name);
-    assert!(
-        adopted_link.body.get("spec").is_none(),
-        "adoption sets labels only"
+    assert_eq!(
+        adopted_link.body["spec"],
+        json!({"cost": 5}),
+        "adoption sets labels and the planned cost only"
     );
     assert!(adopted_link.body["metadata"]["labels"][NETWORK_LABEL].is_string());
     assert_eq!(of_kind(&d, "east", SECRET.kind).len(), 1);
@@ -255,4 +256,44 @@ fn full_mesh_gives_every_site_link_access_where_it_accepts() {
         d.targets.keys().cloned().collect::<Vec<_>>(),
         ["central", "east", "west"].map(|m| Target::Member(m.into()))
     );
+}
+
+#[test]
+fn a_former_acceptor_keeps_accepting_while_old_links_still_dial_it() {
+    // The hub moved from central to east; west's Link to central is not removed yet.
+    let moved = json!({"type": "HubSpoke", "hubSpoke": {"hubs": ["east"]}});
+    let plan = plan_with(moved.clone(), SkupperSettings::default());
+    let old = names::link(&plan.network, "west", "central");
+    let spec = |d: &DesiredState, m: &str| of_kind(d, m, SITE.kind)[0].body["spec"].clone();
+    let all = |west: Vec<ObservedObject>| {
+        observed(vec![("central", vec![]), ("east", vec![]), ("west", west)])
+    };
+    let d = render(&plan, &all(vec![link_object(&old, json!([]), "Ready")]));
+    assert_eq!(spec(&d, "central")["linkAccess"], "default");
+    assert_eq!(spec(&d, "east")["linkAccess"], "default");
+    assert!(spec(&d, "west").get("linkAccess").is_none());
+
+    // The old Link is gone: so is central's link access.
+    let d = render(&plan, &all(vec![]));
+    assert!(spec(&d, "central").get("linkAccess").is_none());
+
+    // West cannot be read, so its Links are unknown: central keeps the access it has.
+    let mut site = ready_site(&plan, &["g1"]);
+    site.body["spec"]["linkAccess"] = "default".into();
+    let d = render(
+        &plan,
+        &observed(vec![("central", vec![site]), ("east", vec![])]),
+    );
+    assert_eq!(spec(&d, "central")["linkAccess"], "default");
+
+    // With edge spokes, the former hub becomes an edge site only once nothing dials it.
+    let edge = SkupperSettings {
+        edge_spokes: true,
+        ..Default::default()
+    };
+    let plan = plan_with(moved, edge);
+    let old = names::link(&plan.network, "west", "central");
+    let d = render(&plan, &all(vec![link_object(&old, json!([]), "Ready")]));
+    assert_eq!(spec(&d, "central")["edge"], false);
+    assert_eq!(spec(&render(&plan, &all(vec![])), "central")["edge"], true);
 }
