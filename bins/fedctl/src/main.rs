@@ -48,8 +48,14 @@ enum Output {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Crd => federation_core::api::crds_yaml().map(|y| print!("{y}")).map_err(anyhow::Error::from),
-        Command::Plan { files, unhealthy, output } => plan_cmd::run(&files, &unhealthy, output),
+        Command::Crd => federation_core::api::crds_yaml()
+            .map(|y| print!("{y}"))
+            .map_err(anyhow::Error::from),
+        Command::Plan {
+            files,
+            unhealthy,
+            output,
+        } => plan_cmd::run(&files, &unhealthy, output),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

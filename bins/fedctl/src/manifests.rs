@@ -27,8 +27,10 @@ impl Manifests {
         let mut out = Self::default();
         for path in paths {
             for file in files_under(path)? {
-                let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-                out.add_documents(&text).with_context(|| format!("in {}", file.display()))?;
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                out.add_documents(&text)
+                    .with_context(|| format!("in {}", file.display()))?;
             }
         }
         Ok(out)
@@ -36,27 +38,33 @@ impl Manifests {
 
     fn add_documents(&mut self, text: &str) -> Result<()> {
         for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let value = serde_yaml::Value::deserialize(doc).with_context(|| format!("document {}", i + 1))?;
+            let value = serde_yaml::Value::deserialize(doc)
+                .with_context(|| format!("document {}", i + 1))?;
             if value.is_null() {
                 continue;
             }
-            let meta: TypeMeta = serde_yaml::from_value(value.clone()).with_context(|| format!("document {}", i + 1))?;
+            let meta: TypeMeta = serde_yaml::from_value(value.clone())
+                .with_context(|| format!("document {}", i + 1))?;
             if meta.api_version != "fednet.io/v1alpha1" {
                 continue;
             }
             let what = || format!("document {} ({})", i + 1, meta.kind);
             match meta.kind.as_str() {
                 "FederatedNetwork" => {
-                    let mut n: FederatedNetwork = serde_yaml::from_value(value).with_context(what)?;
+                    let mut n: FederatedNetwork =
+                        serde_yaml::from_value(value).with_context(what)?;
                     n.metadata.namespace.get_or_insert_with(|| "default".into());
                     self.networks.push(n);
                 }
                 "FederatedService" => {
-                    let mut s: FederatedService = serde_yaml::from_value(value).with_context(what)?;
+                    let mut s: FederatedService =
+                        serde_yaml::from_value(value).with_context(what)?;
                     s.metadata.namespace.get_or_insert_with(|| "default".into());
                     self.services.push(s);
                 }
-                "MemberCluster" => self.members.push(serde_yaml::from_value(value).with_context(what)?),
+                "MemberCluster" => self
+                    .members
+                    .push(serde_yaml::from_value(value).with_context(what)?),
                 other => bail!("document {}: unknown fednet.io kind {other}", i + 1),
             }
         }
