@@ -104,52 +104,33 @@ pub fn render(plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Desi
 }
 
 /// Members whose site in `ns` must keep accepting links although the plan may no longer
-/// make them acceptors: an observed Link of the network (named for a dialer and this
-/// acceptor) still dials them, because the Links of a link that left the plan are removed only
-/// once the new ones are up (make before break), and taking link access away first would cut
-/// them. While some planned member could not be observed its Links are unknown, so a site
-/// observed with link access keeps it.
+/// make them acceptors: an observed Link of the network still dials them, because the Links of
+/// a link that left the plan are removed only once the new ones are up (make before break),
+/// and taking link access away first would cut them. While some planned member could not be
+/// observed its Links are unknown, so a site observed with link access keeps it.
 fn still_dialed(ctx: &Ctx<'_>, ns: &str) -> BTreeSet<String> {
-    let members: BTreeSet<&str> = ctx
-        .plan
-        .members
-        .iter()
-        .map(|m| m.name.as_str())
-        .chain(ctx.observed.keys().filter_map(Target::member))
+    let mut dialed: BTreeSet<String> = ctx
+        .observed
+        .values()
+        .flat_map(|o| &o.objects)
+        .filter(|o| o.key.kind == LINK.kind && o.key.namespace.as_deref() == Some(ns))
+        .filter_map(|o| o.body["metadata"]["annotations"][ACCEPTOR_ANNOTATION].as_str())
+        .map(str::to_owned)
         .collect();
-    let mut dialed = BTreeSet::new();
-    for (target, observed) in ctx.observed {
-        let Some(dialer) = target.member() else {
-            continue;
-        };
-        for acceptor in members.iter().filter(|a| **a != dialer) {
-            let name = names::link(&ctx.plan.network, dialer, acceptor);
-            let dialing = observed.objects.iter().any(|o| {
-                o.key.kind == LINK.kind
-                    && o.key.namespace.as_deref() == Some(ns)
-                    && (o.key.name == name
-                        || o.key
-                            .name
-                            .strip_prefix(&name)
-                            .is_some_and(|rest| rest.starts_with('-')))
-            });
-            if dialing {
-                dialed.insert((*acceptor).to_owned());
-            }
-        }
-    }
     let unobserved = ctx
         .plan
         .members
         .iter()
         .any(|m| !ctx.observed.contains_key(&Target::Member(m.name.clone())));
     if unobserved {
-        for m in &members {
+        let observed_members = ctx.observed.keys().filter_map(Target::member);
+        let planned = ctx.plan.members.iter().map(|m| m.name.as_str());
+        for m in planned.chain(observed_members) {
             let has_access = ctx
                 .observed_site(m, ns)
                 .is_some_and(|s| s["spec"]["linkAccess"].is_string());
             if has_access {
-                dialed.insert((*m).to_owned());
+                dialed.insert(m.to_owned());
             }
         }
     }
@@ -235,16 +216,23 @@ fn direct_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState)
     );
     for (i, endpoints) in groups.iter().enumerate() {
         let spec = json!({"endpoints": endpoints, "tlsCredentials": name, "cost": link.cost});
-        desired.push(
-            dialer.clone(),
-            ctx.object(
-                &LINK,
-                ns,
-                &names::link_object(&name, i, groups.len()),
-                json!({"spec": spec}),
-            ),
+        let object = ctx.object(
+            &LINK,
+            ns,
+            &names::link_object(&name, i, groups.len()),
+            json!({"spec": spec}),
         );
+        desired.push(dialer.clone(), with_acceptor(object, &link.acceptor));
     }
+}
+
+/// Annotation on every Link naming the member it dials, so that which sites are still dialed
+/// is read off the Links in one pass (member names can exceed a label value's 63 characters).
+pub const ACCEPTOR_ANNOTATION: &str = "fednet.io/acceptor";
+
+fn with_acceptor(mut object: DesiredObject, acceptor: &str) -> DesiredObject {
+    object.body["metadata"]["annotations"] = json!({ ACCEPTOR_ANNOTATION: acceptor });
+    object
 }
 
 /// Grant flow: an AccessGrant in the acceptor; once it and the acceptor's site are Ready, an
@@ -318,12 +306,13 @@ fn adopt_redeemed(
             && (o.key.name == name || o.key.name.starts_with(&format!("{name}-")));
         let is_secret = o.key.kind == SECRET.kind && o.key.name == name;
         if same_ns && (is_link || is_secret) {
-            let (kind, fields) = if is_link {
-                (&LINK, json!({"spec": {"cost": link.cost}}))
+            let object = if is_link {
+                let fields = json!({"spec": {"cost": link.cost}});
+                with_acceptor(ctx.object(&LINK, ns, &o.key.name, fields), &link.acceptor)
             } else {
-                (&SECRET, json!({}))
+                ctx.object(&SECRET, ns, &o.key.name, json!({}))
             };
-            desired.push(dialer.clone(), ctx.object(kind, ns, &o.key.name, fields));
+            desired.push(dialer.clone(), object);
         }
     }
 }

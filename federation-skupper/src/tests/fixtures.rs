@@ -120,3 +120,10 @@ pub fn observed(entries: Vec<(&str, Vec<ObservedObject>)>) -> BTreeMap<Target, O
         .map(|(m, objects)| (target(m), Observed { objects }))
         .collect()
 }
+
+/// A Link of the network, as rendered, that dials `acceptor`.
+pub fn link_dialing(name: &str, acceptor: &str) -> ObservedObject {
+    let mut link = link_object(name, json!([]), "Ready");
+    link.body["metadata"]["annotations"] = json!({ crate::render::ACCEPTOR_ANNOTATION: acceptor });
+    link
+}

@@ -95,6 +95,10 @@ fn direct_flow_issues_a_certificate_then_copies_it_and_links() {
     let spec = &links[0].body["spec"];
     assert_eq!(spec["tlsCredentials"], name.as_str());
     assert_eq!(spec["cost"], 5);
+    assert_eq!(
+        links[0].body["metadata"]["annotations"][crate::render::ACCEPTOR_ANNOTATION],
+        "central"
+    );
     let endpoint_names: Vec<_> = spec["endpoints"]
         .as_array()
         .unwrap()
@@ -268,7 +272,7 @@ fn a_former_acceptor_keeps_accepting_while_old_links_still_dial_it() {
     let all = |west: Vec<ObservedObject>| {
         observed(vec![("central", vec![]), ("east", vec![]), ("west", west)])
     };
-    let d = render(&plan, &all(vec![link_object(&old, json!([]), "Ready")]));
+    let d = render(&plan, &all(vec![link_dialing(&old, "central")]));
     assert_eq!(spec(&d, "central")["linkAccess"], "default");
     assert_eq!(spec(&d, "east")["linkAccess"], "default");
     assert!(spec(&d, "west").get("linkAccess").is_none());
@@ -293,7 +297,7 @@ fn a_former_acceptor_keeps_accepting_while_old_links_still_dial_it() {
     };
     let plan = plan_with(moved, edge);
     let old = names::link(&plan.network, "west", "central");
-    let d = render(&plan, &all(vec![link_object(&old, json!([]), "Ready")]));
+    let d = render(&plan, &all(vec![link_dialing(&old, "central")]));
     assert_eq!(spec(&d, "central")["edge"], false);
     assert_eq!(spec(&render(&plan, &all(vec![])), "central")["edge"], true);
 }
