@@ -21,7 +21,8 @@ pub struct ManagedKind {
 }
 
 impl ManagedKind {
-    fn resource(&self) -> ApiResource {
+    /// The `kube` resource of this kind.
+    pub fn resource(&self) -> ApiResource {
         let (group, version) = self
             .api_version
             .rsplit_once('/')

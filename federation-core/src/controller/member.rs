@@ -1,13 +1,11 @@
 //! `MemberCluster` reconciliation: probe and status.
 
-use super::{Context, ControllerError, hub_error};
-use crate::api::{FIELD_MANAGER, MemberCluster};
+use super::{Context, ControllerError, apply_status};
+use crate::api::MemberCluster;
 use crate::cluster::{member_status, probe};
 use crate::status::changed;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
-use serde_json::json;
 use std::sync::Arc;
 
 /// Probes a member and records the result in its status (written only when it changed).
@@ -30,19 +28,7 @@ pub async fn reconcile_member(
         (ctx.clock)(),
     );
     if let Some(status) = changed(member.status.as_ref(), new) {
-        let api: Api<MemberCluster> = Api::all(ctx.hub.clone());
-        let patch =
-            json!({"apiVersion": "fednet.io/v1alpha1", "kind": "MemberCluster", "status": status});
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(hub_error(
-            "patch status of",
-            format!("MemberCluster {name}"),
-        ))?;
+        apply_status(&Api::<MemberCluster>::all(ctx.hub.clone()), &name, &status).await?;
     }
     Ok(Action::requeue(ctx.timing.probe_interval))
 }

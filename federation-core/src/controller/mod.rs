@@ -13,11 +13,16 @@ pub use member::reconcile_member;
 pub use network::{error_policy, reconcile_network};
 
 use crate::api::BackendKind;
+use crate::api::FIELD_MANAGER;
 use crate::cluster::MemberRegistry;
 use crate::engine::Engine;
 use k8s_openapi::jiff::Timestamp;
-use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::Recorder;
+use kube::{Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,6 +129,28 @@ impl ControllerError {
             Self::Finalizer(_) => "finalizer",
         }
     }
+}
+
+/// Server-side applies `status` to the status subresource of the object `name`, under the one
+/// fednet field manager.
+async fn apply_status<K>(
+    api: &Api<K>,
+    name: &str,
+    status: &impl Serialize,
+) -> Result<(), ControllerError>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let kind = K::kind(&());
+    let patch = json!({"apiVersion": K::api_version(&()), "kind": kind, "status": status});
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(hub_error("patch status of", format!("{kind} {name}")))?;
+    Ok(())
 }
 
 fn hub_error(

@@ -1,20 +1,19 @@
 //! `FederatedNetwork` reconciliation.
 
-use super::{Context, ControllerError, hub_error};
+use super::{Context, ControllerError, apply_status, hub_error};
 use crate::api::{
-    ConditionExt, FIELD_MANAGER, FederatedNetwork, FederatedNetworkStatus, FederatedService,
-    MemberCluster, MemberPhase, NETWORK_FINALIZER, REACHABLE,
+    ConditionExt, FederatedNetwork, FederatedNetworkStatus, FederatedService, MemberCluster,
+    MemberPhase, NETWORK_FINALIZER, REACHABLE,
 };
 use crate::backend::Target;
 use crate::engine::ReconcileReport;
 use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
 use crate::status::{PlanFailure, changed, network_status, service_status};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -238,22 +237,9 @@ async fn write_network_status(
     let Some(status) = changed(net.status.as_ref(), status) else {
         return Ok(());
     };
-    let ns = net.namespace().unwrap_or_default();
-    let name = net.name_any();
-    let api: Api<FederatedNetwork> = Api::namespaced(ctx.hub.clone(), &ns);
-    let patch =
-        json!({"apiVersion": "fednet.io/v1alpha1", "kind": "FederatedNetwork", "status": status});
-    api.patch_status(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(hub_error(
-        "patch status of",
-        format!("FederatedNetwork {ns}/{name}"),
-    ))?;
-    Ok(())
+    let api: Api<FederatedNetwork> =
+        Api::namespaced(ctx.hub.clone(), &net.namespace().unwrap_or_default());
+    apply_status(&api, &net.name_any(), &status).await
 }
 
 async fn write_service_statuses(
@@ -276,17 +262,7 @@ async fn write_service_statuses(
             (ctx.clock)(),
         );
         if let Some(status) = changed(svc.status.as_ref(), new) {
-            let patch = json!({"apiVersion": "fednet.io/v1alpha1", "kind": "FederatedService", "status": status});
-            api.patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(hub_error(
-                "patch status of",
-                format!("FederatedService {ns}/{name}"),
-            ))?;
+            apply_status(&api, &name, &status).await?;
         }
     }
     Ok(())
