@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all assets test unit lint fmt crds bench example
+.PHONY: all assets tools demo test unit lint fmt crds chart-crds bench example
 
 all: lint test
 
@@ -10,8 +10,20 @@ all: lint test
 assets:
 	@hack/envtest/assets.sh >/dev/null
 
-## Every test: unit, property, mocked and real control planes.
-test: assets
+## Install the tools the tests use that a fresh machine lacks (helm), into hack/bin.
+tools:
+	@hack/tools.sh >/dev/null
+
+## The demo: a hub and 3 member control planes, the operator, a Skupper network converging.
+## DEMO_ARGS="--members 8 --measure-rest-secs 60" for a bigger network and at-rest figures.
+demo: assets
+	$(CARGO) build -q -p federation-operator
+	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" $(CARGO) run -q -p fednet-demo -- $(DEMO_ARGS)
+
+## Every test: unit, property, mocked and real control planes. The operator tests run its
+## binary, built first (they would build it themselves otherwise).
+test: assets tools
+	$(CARGO) build -q -p federation-operator
 	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" $(CARGO) test --workspace --all-targets
 
 ## Pure and mocked tests only (no control planes).
@@ -25,9 +37,14 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Regenerate the committed CRDs from the Rust types.
+## Regenerate the committed CRDs from the Rust types (and the Helm chart's copy).
 crds:
 	$(CARGO) run -q -p fedctl -- crd > deploy/crds/fednet.io.yaml
+	$(MAKE) chart-crds
+
+## Copy the CRDs into the Helm chart (a test fails when the copies differ).
+chart-crds:
+	cp deploy/crds/fednet.io.yaml deploy/helm/fednet-operator/crds/fednet.io.yaml
 
 ## Planner benchmarks (criterion).
 bench:

@@ -1,1 +1,5 @@
-//! Integration tests of fednet on real control planes live in `tests/tests/`.
+//! Integration tests of fednet on real control planes live in `tests/tests/`; this library holds
+//! the harness they share.
+
+pub mod operator_env;
+pub mod skupper_env;

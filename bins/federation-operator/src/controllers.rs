@@ -1,0 +1,300 @@
+//! The kube-runtime controllers on the hub, and the member watches that feed them.
+//!
+//! - `FederatedNetwork`: [`reconcile_network`] + [`error_policy`]. Triggered by its own spec,
+//!   finalizer and deletion changes (status writes are filtered out, so writing a status does
+//!   not cause another pass), by its `FederatedService`s, by any `MemberCluster` change
+//!   (reachability flips re-plan every network), and by member watches.
+//! - `MemberCluster`: [`reconcile_member`] (probe and status).
+//!
+//! Everything here writes, so it runs only while this replica leads.
+
+use crate::config::Tuning;
+use crate::measured_backend::MeasuredBackend;
+use crate::member_watch::MemberWatches;
+use crate::metrics::Metrics;
+use federation_core::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
+use federation_core::cluster::MemberRegistry;
+use federation_core::controller::{
+    Context, ControllerError, Timing, error_policy, reconcile_member, reconcile_network,
+};
+use federation_core::engine::{Engine, EngineConfig};
+use federation_skupper::SkupperBackend;
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// The controller name in Events and the default field manager.
+pub const CONTROLLER_NAME: &str = "fednet-operator";
+
+/// What the controllers need besides the hub client.
+#[derive(Clone, Debug)]
+pub struct ControllerSettings {
+    /// Namespace of networks and services to serve; all when `None`.
+    pub namespace: Option<String>,
+    /// This replica's identity (reported in Events).
+    pub identity: String,
+    /// Timings and limits.
+    pub tuning: Tuning,
+}
+
+/// The context the reconcile wrappers get: the core context plus metrics.
+pub struct OperatorContext {
+    /// The core context handed to the reconcile functions.
+    pub core: Arc<Context>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// Builds the core context: member registry, one engine per served backend, an Event
+/// recorder and the timings.
+pub fn core_context(hub: &Client, settings: &ControllerSettings, metrics: &Metrics) -> Context {
+    let registry = Arc::new(MemberRegistry::new(hub.clone()));
+    let t = &settings.tuning;
+    let skupper = MeasuredBackend::new(
+        Arc::new(SkupperBackend::new(registry.clone())),
+        metrics.clone(),
+    );
+    let engine = Engine::new(
+        Arc::new(skupper),
+        EngineConfig {
+            concurrency: t.member_concurrency.max(1),
+            target_timeout: t.target_timeout,
+            ..EngineConfig::default()
+        },
+    );
+    let mut ctx = Context::new(
+        hub.clone(),
+        registry,
+        BTreeMap::from([(BackendKind::Skupper, engine)]),
+    );
+    ctx.recorder = Some(Recorder::new(
+        hub.clone(),
+        Reporter {
+            controller: CONTROLLER_NAME.to_owned(),
+            instance: Some(settings.identity.clone()),
+        },
+    ));
+    ctx.timing = Timing {
+        progressing: t.requeue_progressing,
+        converged: t.requeue_converged,
+        probe_interval: t.probe_interval,
+        probe_timeout: t.probe_timeout,
+    };
+    ctx
+}
+
+/// What a network pass depends on in the network object itself: its spec (generation), its
+/// finalizers and whether it is being deleted. Status writes change none of these.
+pub fn network_trigger_hash(net: &FederatedNetwork) -> Option<u64> {
+    let mut h = DefaultHasher::new();
+    net.metadata.generation.hash(&mut h);
+    net.metadata.deletion_timestamp.is_some().hash(&mut h);
+    net.metadata.finalizers.hash(&mut h);
+    Some(h.finish())
+}
+
+async fn reconcile_network_measured(
+    net: Arc<FederatedNetwork>,
+    ctx: Arc<OperatorContext>,
+) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let result = reconcile_network(net, ctx.core.clone()).await;
+    ctx.metrics.observe_reconcile(
+        "FederatedNetwork",
+        started.elapsed(),
+        result.as_ref().err().map(ControllerError::metric_label),
+    );
+    result
+}
+
+fn network_error_policy(
+    net: Arc<FederatedNetwork>,
+    error: &ControllerError,
+    ctx: Arc<OperatorContext>,
+) -> Action {
+    error_policy(net, error, ctx.core.clone())
+}
+
+async fn reconcile_member_measured(
+    member: Arc<MemberCluster>,
+    ctx: Arc<OperatorContext>,
+) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let result = reconcile_member(member, ctx.core.clone()).await;
+    ctx.metrics.observe_reconcile(
+        "MemberCluster",
+        started.elapsed(),
+        result.as_ref().err().map(ControllerError::metric_label),
+    );
+    result
+}
+
+fn member_error_policy(
+    member: Arc<MemberCluster>,
+    error: &ControllerError,
+    ctx: Arc<OperatorContext>,
+) -> Action {
+    warn!(member = %member.name_any(), %error, "member reconcile failed");
+    Action::requeue(ctx.core.timing.progressing * 5)
+}
+
+/// Runs both controllers and the member watches until `shutdown` is cancelled; then lets
+/// running reconciles finish (the caller bounds how long). Sends `true` on `synced` once
+/// both caches hold a full list.
+pub async fn run(
+    hub: Client,
+    settings: ControllerSettings,
+    metrics: Metrics,
+    synced: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let core = Arc::new(core_context(&hub, &settings, &metrics));
+    let registry = core.registry.clone();
+    let ctx = Arc::new(OperatorContext {
+        core,
+        metrics: metrics.clone(),
+    });
+    let t = &settings.tuning;
+    let controller_config = ControllerConfig::default()
+        .debounce(t.debounce)
+        .concurrency(t.network_concurrency.max(1));
+
+    let (networks_api, services_api): (Api<FederatedNetwork>, Api<FederatedService>) =
+        match &settings.namespace {
+            Some(ns) => (
+                Api::namespaced(hub.clone(), ns),
+                Api::namespaced(hub.clone(), ns),
+            ),
+            None => (Api::all(hub.clone()), Api::all(hub.clone())),
+        };
+    let members_api: Api<MemberCluster> = Api::all(hub.clone());
+
+    let (networks, networks_writer) = reflector::store();
+    let network_stream = reflector::reflector(
+        networks_writer,
+        watcher(networks_api, watcher::Config::default()),
+    )
+    .default_backoff()
+    .applied_objects()
+    .predicate_filter(network_trigger_hash, PredicateConfig::default());
+
+    let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
+    let member_triggers = futures::stream::unfold(trigger_rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r, rx))
+    });
+    let all_networks = networks.clone();
+    let network_controller = Controller::for_stream(network_stream, networks.clone())
+        .with_config(controller_config.clone())
+        .watches(services_api, watcher::Config::default(), |svc| {
+            let ns = svc.namespace()?;
+            Some(ObjectRef::<FederatedNetwork>::new(&svc.spec.network).within(&ns))
+        })
+        .watches(members_api.clone(), watcher::Config::default(), move |_| {
+            all_networks
+                .state()
+                .iter()
+                .map(|n| ObjectRef::from_obj(n.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .reconcile_on(member_triggers)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(
+            reconcile_network_measured,
+            network_error_policy,
+            ctx.clone(),
+        )
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => debug!(network = %obj, "reconciled"),
+                Err(e) => debug!(error = %e, "network controller"),
+            }
+        });
+
+    let member_controller = Controller::new(members_api, watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(8));
+    let members = member_controller.store();
+    let member_controller = member_controller
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(reconcile_member_measured, member_error_policy, ctx.clone())
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => debug!(member = %obj, "probed"),
+                Err(e) => debug!(error = %e, "member controller"),
+            }
+        });
+
+    let watches = MemberWatches {
+        registry,
+        members: members.clone(),
+        networks: networks.clone(),
+        kinds: federation_skupper::kinds::OWNED.to_vec(),
+        trigger: trigger_tx,
+        metrics: metrics.clone(),
+    };
+
+    metrics.set_caches(Some(networks.clone()), Some(members.clone()));
+    let readiness = wait_synced(networks, members, synced, shutdown.clone());
+    info!(namespace = ?settings.namespace, "controllers started");
+    tokio::join!(
+        network_controller,
+        member_controller,
+        watches.run(shutdown.clone()),
+        readiness
+    );
+    metrics.set_caches(None, None);
+    info!("controllers stopped");
+}
+
+async fn wait_synced(
+    networks: Store<FederatedNetwork>,
+    members: Store<MemberCluster>,
+    synced: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    let both = async {
+        let (a, b) = tokio::join!(networks.wait_until_ready(), members.wait_until_ready());
+        a.is_ok() && b.is_ok()
+    };
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        ok = both => if ok {
+            info!("caches synced");
+            synced.send_replace(true);
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn status_writes_do_not_retrigger_a_network() {
+        let mut net: FederatedNetwork = serde_json::from_value(json!({
+            "apiVersion": "fednet.io/v1alpha1", "kind": "FederatedNetwork",
+            "metadata": {"name": "n", "namespace": "ns", "generation": 1},
+            "spec": {"backend": {"type": "Skupper"}, "members": {"names": ["a"]},
+                     "namespaces": ["x"], "topology": {"type": "FullMesh"}}
+        }))
+        .unwrap();
+        let before = network_trigger_hash(&net);
+        net.status = Some(Default::default());
+        assert_eq!(network_trigger_hash(&net), before);
+        net.metadata.finalizers = Some(vec!["fednet.io/teardown".into()]);
+        let with_finalizer = network_trigger_hash(&net);
+        assert_ne!(with_finalizer, before);
+        net.metadata.generation = Some(2);
+        assert_ne!(network_trigger_hash(&net), with_finalizer);
+    }
+}

@@ -1,0 +1,148 @@
+//! The hub client: kube's default stack plus a layer that counts requests by method, so
+//! every replica reports what it sent (a standby sends only Lease reads).
+
+use crate::config::Config;
+use crate::metrics::{Metrics, RequestLabels};
+use kube::client::ClientBuilder;
+use kube::config::KubeConfigOptions;
+use kube::{Client, Config as KubeConfig};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+
+/// Builds the hub client from `--kubeconfig`/`--context`, else the usual inference
+/// (`$KUBECONFIG`, `~/.kube/config`, in-cluster).
+pub async fn hub_client(config: &Config, metrics: &Metrics) -> anyhow::Result<Client> {
+    let options = KubeConfigOptions {
+        context: config.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("reading kubeconfig {}: {e}", path.display()))?;
+            KubeConfig::from_custom_kubeconfig(kubeconfig, &options).await?
+        }
+        None if config.context.is_some() => KubeConfig::from_kubeconfig(&options).await?,
+        None => KubeConfig::infer().await?,
+    };
+    let client = ClientBuilder::try_from(kube_config)?
+        .with_layer(&CountRequests {
+            requests: metrics.hub_requests.clone(),
+        })
+        .build();
+    Ok(client)
+}
+
+/// The resource a request path addresses (`leases`, `federatednetworks`, ...), with
+/// subresources as `<resource>/<subresource>` (`federatednetworks/status`); `""` for paths
+/// that are not resources (discovery, `/version`). Names never appear: they are unbounded.
+pub fn resource_of(path: &str) -> String {
+    let rest = if let Some(rest) = path.strip_prefix("/api/v1/") {
+        rest
+    } else if let Some(rest) = path.strip_prefix("/apis/") {
+        // Skip `<group>/<version>/`.
+        match rest.splitn(3, '/').nth(2) {
+            Some(rest) => rest,
+            None => return String::new(),
+        }
+    } else {
+        return String::new();
+    };
+    let rest = match rest.strip_prefix("namespaces/") {
+        Some(after) => match after.split_once('/') {
+            Some((_namespace, resource)) => resource,
+            None => return "namespaces".to_owned(),
+        },
+        None => rest,
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [resource, _name, sub, ..] => format!("{resource}/{sub}"),
+        [resource, ..] => (*resource).to_owned(),
+        [] => String::new(),
+    }
+}
+
+/// Counts requests by HTTP method and resource.
+#[derive(Clone)]
+pub struct CountRequests {
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl<S> Layer<S> for CountRequests {
+    type Service = Counted<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Counted {
+            inner,
+            requests: self.requests.clone(),
+        }
+    }
+}
+
+/// The service [`CountRequests`] wraps around kube's stack.
+#[derive(Clone)]
+pub struct Counted<S> {
+    inner: S,
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl<S, B> Service<http::Request<B>> for Counted<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: request.method().as_str().to_owned(),
+                resource: resource_of(request.uri().path()),
+            })
+            .inc();
+        self.inner.call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resource_of;
+
+    #[test]
+    fn request_paths_map_to_resources() {
+        let cases = [
+            (
+                "/apis/coordination.k8s.io/v1/namespaces/x/leases/op",
+                "leases",
+            ),
+            (
+                "/apis/fednet.io/v1alpha1/namespaces/x/federatednetworks",
+                "federatednetworks",
+            ),
+            (
+                "/apis/fednet.io/v1alpha1/namespaces/x/federatednetworks/shop/status",
+                "federatednetworks/status",
+            ),
+            (
+                "/apis/fednet.io/v1alpha1/memberclusters/east/status",
+                "memberclusters/status",
+            ),
+            ("/api/v1/namespaces/x/secrets/east-kubeconfig", "secrets"),
+            ("/api/v1/namespaces/x", "namespaces"),
+            ("/apis/events.k8s.io/v1/namespaces/x/events", "events"),
+            ("/version", ""),
+            ("/apis", ""),
+        ];
+        for (path, want) in cases {
+            assert_eq!(resource_of(path), want, "{path}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! `federation-operator`: parses flags, builds the hub client and runs the operator.
+
+use clap::Parser;
+use federation_operator::{Config, Metrics, hub_client, run, telemetry};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    if let Err(e) = telemetry::init(config.log_format) {
+        eprintln!("federation-operator: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let metrics = Metrics::new();
+    let result = match hub_client(&config, &metrics).await {
+        Ok(hub) => run(config, hub, metrics).await,
+        Err(e) => Err(e.context("building the hub client")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "federation-operator failed");
+            ExitCode::FAILURE
+        }
+    }
+}

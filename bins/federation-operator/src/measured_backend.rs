@@ -1,0 +1,150 @@
+//! A [`NetworkBackend`] decorator that counts the effectful calls and the objects written,
+//! so each replica's `/metrics` says what it did to member clusters.
+
+use crate::metrics::{BackendLabels, Metrics};
+use async_trait::async_trait;
+use federation_core::api::BackendKind;
+use federation_core::backend::{
+    BackendError, Capabilities, DesiredObject, DesiredState, Health, NetworkBackend, ObjectKey,
+    Observed, Target, ValidationIssue,
+};
+use federation_core::plan::{NetworkPlan, NetworkRef};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Wraps a backend; pure calls pass through, effectful ones are counted.
+pub struct MeasuredBackend {
+    inner: Arc<dyn NetworkBackend>,
+    metrics: Metrics,
+}
+
+impl MeasuredBackend {
+    /// Measures `inner` into `metrics`.
+    pub fn new(inner: Arc<dyn NetworkBackend>, metrics: Metrics) -> Self {
+        Self { inner, metrics }
+    }
+
+    fn count<T>(&self, operation: &str, objects: usize, result: &Result<T, BackendError>) {
+        let backend = self.inner.kind().to_string();
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(e) => e.metric_label(),
+        };
+        self.metrics
+            .backend_operations
+            .get_or_create(&BackendLabels {
+                backend: backend.clone(),
+                operation: operation.to_owned(),
+                result: outcome.to_owned(),
+            })
+            .inc();
+        if result.is_ok() && objects > 0 {
+            self.metrics
+                .backend_objects
+                .get_or_create(&BackendLabels {
+                    backend,
+                    operation: operation.to_owned(),
+                    result: outcome.to_owned(),
+                })
+                .inc_by(u64::try_from(objects).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+#[async_trait]
+impl NetworkBackend for MeasuredBackend {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn validate(&self, plan: &NetworkPlan) -> Vec<ValidationIssue> {
+        self.inner.validate(plan)
+    }
+
+    fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target> {
+        self.inner.targets(plan)
+    }
+
+    fn render(
+        &self,
+        plan: &NetworkPlan,
+        observed: &BTreeMap<Target, Observed>,
+    ) -> Result<DesiredState, BackendError> {
+        self.inner.render(plan, observed)
+    }
+
+    fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
+        self.inner.assess(plan, observed)
+    }
+
+    async fn observe(
+        &self,
+        target: &Target,
+        network: &NetworkRef,
+    ) -> Result<Observed, BackendError> {
+        let result = self.inner.observe(target, network).await;
+        self.count("observe", 0, &result);
+        result
+    }
+
+    async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
+        let result = self.inner.apply(target, objects).await;
+        self.count("apply", objects.len(), &result);
+        result
+    }
+
+    async fn delete(&self, target: &Target, keys: &[ObjectKey]) -> Result<(), BackendError> {
+        let result = self.inner.delete(target, keys).await;
+        self.count("delete", keys.len(), &result);
+        result
+    }
+
+    fn waits_for_links(&self, key: &ObjectKey) -> bool {
+        self.inner.waits_for_links(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use federation_core::backend::MockNetworkBackend;
+
+    #[tokio::test]
+    async fn counts_calls_and_objects() {
+        let mut mock = MockNetworkBackend::new();
+        mock.expect_kind().return_const(BackendKind::Skupper);
+        mock.expect_apply().returning(|_, _| Ok(()));
+        mock.expect_delete().returning(|t, _| {
+            Err(BackendError::Unreachable {
+                target: t.to_string(),
+                reason: "down".into(),
+            })
+        });
+        let metrics = Metrics::new();
+        let backend = MeasuredBackend::new(Arc::new(mock), metrics.clone());
+        let target = Target::Member("east".into());
+        let object = DesiredObject {
+            key: ObjectKey::namespaced("v1", "Secret", "ns", "a"),
+            body: serde_json::json!({}),
+        };
+        backend
+            .apply(&target, &[object.clone(), object.clone()])
+            .await
+            .unwrap();
+        assert!(backend.delete(&target, &[object.key]).await.is_err());
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(
+                r#"fednet_backend_objects_total{backend="Skupper",operation="apply",result="ok"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"fednet_backend_operations_total{backend="Skupper",operation="delete",result="unreachable"} 1"#
+        ));
+    }
+}
