@@ -151,6 +151,14 @@ fn expect_store_writes(b: &mut MockNetworkBackend, store: &Store) {
     });
 }
 
+/// An engine over the mocked backend whose writes land in the returned store.
+fn engine_over_store() -> (Store, Engine) {
+    let store = Store::default();
+    let mut b = backend(&store);
+    expect_store_writes(&mut b, &store);
+    (store.clone(), Engine::new(Arc::new(b), config()))
+}
+
 fn config() -> EngineConfig {
     EngineConfig {
         concurrency: 4,
@@ -176,10 +184,7 @@ fn keys_in(store: &Store, target: &Target) -> BTreeSet<ObjectKey> {
 
 #[tokio::test]
 async fn happy_path_converges_and_second_pass_writes_nothing() {
-    let store = Store::default();
-    let mut b = backend(&store);
-    expect_store_writes(&mut b, &store);
-    let engine = Engine::new(Arc::new(b), config());
+    let (store, engine) = engine_over_store();
     let plan = plan_of(
         &network("net", &["a", "b", "c"], full_mesh()),
         &["a", "b", "c"],
@@ -417,10 +422,7 @@ async fn non_retryable_errors_are_not_retried() {
 
 #[tokio::test]
 async fn a_removed_member_is_cleaned_up_everywhere() {
-    let store = Store::default();
-    let mut b = backend(&store);
-    expect_store_writes(&mut b, &store);
-    let engine = Engine::new(Arc::new(b), config());
+    let (store, engine) = engine_over_store();
     let three = plan_of(
         &network("net", &["a", "b", "c"], full_mesh()),
         &["a", "b", "c"],
@@ -455,10 +457,7 @@ async fn a_removed_member_is_cleaned_up_everywhere() {
 
 #[tokio::test]
 async fn new_links_are_made_before_old_ones_are_broken() {
-    let store = Store::default();
-    let mut b = backend(&store);
-    expect_store_writes(&mut b, &store);
-    let engine = Engine::new(Arc::new(b), config());
+    let (store, engine) = engine_over_store();
     let members = ["a", "b", "c"];
     let via_a = plan_of(&network("net", &members, hub_spoke(&["a"])), &members, &[]);
     engine.reconcile(&via_a, &BTreeSet::new()).await;
@@ -490,10 +489,7 @@ async fn new_links_are_made_before_old_ones_are_broken() {
 
 #[tokio::test]
 async fn a_field_fednet_applied_and_no_longer_sets_is_applied_away() {
-    let store = Store::default();
-    let mut b = backend(&store);
-    expect_store_writes(&mut b, &store);
-    let engine = Engine::new(Arc::new(b), config());
+    let (store, engine) = engine_over_store();
     let members = ["a", "b"];
     let plan = plan_of(&network("net", &members, full_mesh()), &members, &[]);
     engine.reconcile(&plan, &BTreeSet::new()).await;
@@ -564,10 +560,7 @@ async fn an_invalid_plan_touches_nothing() {
 
 #[tokio::test]
 async fn teardown_removes_everything_owned() {
-    let store = Store::default();
-    let mut b = backend(&store);
-    expect_store_writes(&mut b, &store);
-    let engine = Engine::new(Arc::new(b), config());
+    let (store, engine) = engine_over_store();
     let plan = plan_of(
         &network("net", &["a", "b", "c"], full_mesh()),
         &["a", "b", "c"],
