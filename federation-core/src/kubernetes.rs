@@ -2,11 +2,11 @@
 //! of desired objects, listing what a network owns, deleting by key. Backend-neutral: a
 //! backend passes the kinds it manages.
 
-use crate::api::FIELD_MANAGER;
-use crate::backend::{BackendError, DesiredObject, ObjectKey, ObservedObject, Target};
+use crate::api::{FIELD_MANAGER, NETWORK_LABEL};
+use crate::backend::{BackendError, Deletion, DesiredObject, ObjectKey, ObservedObject, Target};
 use crate::plan::NetworkRef;
 use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::core::{ApiResource, GroupVersionKind};
 
 /// A kind a backend manages, with its plural resource name.
@@ -65,6 +65,15 @@ fn kube_error(
 
 /// Server-side applies each object with the one fednet field manager (forcing ownership of
 /// the fields it sets: fednet is the source of truth for them).
+///
+/// Ownership is proven first: an existing object of the same name is changed only if it
+/// carries the same network label as the desired one, or, for an object the backend marks
+/// [`DesiredObject::adopt`], no network label at all. Anything else is refused with
+/// [`BackendError::NotOwned`]. The read costs one GET per write (writes happen only on
+/// change), and the apply carries the `resourceVersion` read, so an object replaced in
+/// between is not overwritten (the 409 is retried with a fresh read). An object created by
+/// someone else in the instant between a read that found nothing and the create is the one
+/// case not caught.
 pub async fn apply_objects(
     client: &Client,
     target: &Target,
@@ -74,12 +83,49 @@ pub async fn apply_objects(
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for object in objects {
         let kind = kind_of(kinds, &object.key)?;
-        api(client, kind, object.key.namespace.as_deref())
-            .patch(&object.key.name, &params, &Patch::Apply(&object.body))
+        let api = api(client, kind, object.key.namespace.as_deref());
+        let existing = api.get_opt(&object.key.name).await.map_err(kube_error(
+            "get",
+            object.key.to_string(),
+            target,
+        ))?;
+        let mut body = object.body.clone();
+        if let Some(existing) = existing {
+            check_ownership(target, object, &existing)?;
+            if let Some(rv) = existing.metadata.resource_version {
+                body["metadata"]["resourceVersion"] = rv.into();
+            }
+        }
+        api.patch(&object.key.name, &params, &Patch::Apply(&body))
             .await
             .map_err(kube_error("apply", object.key.to_string(), target))?;
     }
     Ok(())
+}
+
+/// Whether fednet may change `existing` into `desired` (see [`apply_objects`]).
+fn check_ownership(
+    target: &Target,
+    desired: &DesiredObject,
+    existing: &DynamicObject,
+) -> Result<(), BackendError> {
+    let wanted = desired.body["metadata"]["labels"][NETWORK_LABEL].as_str();
+    let found = existing
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(NETWORK_LABEL));
+    let why = match (found, wanted) {
+        (Some(f), Some(w)) if f == w => return Ok(()),
+        (None, _) if desired.adopt => return Ok(()),
+        (Some(f), _) => format!("it belongs to network {f}"),
+        (None, _) => format!("it has no {NETWORK_LABEL} label"),
+    };
+    Err(BackendError::NotOwned {
+        target: target.to_string(),
+        what: desired.key.to_string(),
+        why,
+    })
 }
 
 /// Every object of `kinds` on the target that carries the network's ownership labels.
@@ -146,22 +192,34 @@ fn observed(
     Ok(ObservedObject { key, body, owned })
 }
 
-/// Deletes each key; one already gone counts as deleted.
-pub async fn delete_keys(
+/// Deletes each object, only if it still has the uid it was observed with; one already
+/// gone, or replaced by another object of the same name since it was read, counts as
+/// deleted (the replacement is not ours to delete: the next read sees it as it is).
+pub async fn delete_objects(
     client: &Client,
     target: &Target,
     kinds: &[ManagedKind],
-    keys: &[ObjectKey],
+    objects: &[Deletion],
 ) -> Result<(), BackendError> {
-    for key in keys {
-        let kind = kind_of(kinds, key)?;
-        match api(client, kind, key.namespace.as_deref())
-            .delete(&key.name, &DeleteParams::background())
+    for d in objects {
+        let kind = kind_of(kinds, &d.key)?;
+        let mut params = DeleteParams::background();
+        if let Some(uid) = &d.uid {
+            params.preconditions = Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            });
+        }
+        match api(client, kind, d.key.namespace.as_deref())
+            .delete(&d.key.name, &params)
             .await
         {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(e) => return Err(kube_error("delete", key.to_string(), target)(e)),
+            Err(kube::Error::Api(status)) if status.code == 409 && d.uid.is_some() => {
+                tracing::info!(%target, object = %d.key, "not deleted: replaced since it was read");
+            }
+            Err(e) => return Err(kube_error("delete", d.key.to_string(), target)(e)),
         }
     }
     Ok(())

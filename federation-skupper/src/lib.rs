@@ -21,11 +21,11 @@ pub mod validate;
 use async_trait::async_trait;
 use federation_core::api::{BackendKind, TopologyKind};
 use federation_core::backend::{
-    BackendError, Capabilities, DesiredObject, DesiredState, Health, Layer, NetworkBackend,
-    ObjectKey, Observed, Target, ValidationIssue,
+    BackendError, Capabilities, Deletion, DesiredObject, DesiredState, Health, Layer,
+    NetworkBackend, ObjectKey, Observed, Singleton, Target, ValidationIssue,
 };
-use federation_core::cluster::MemberRegistry;
-use federation_core::kubernetes::{apply_objects, delete_keys, get_unowned, list_owned};
+use federation_core::cluster::{ClusterError, MemberRegistry};
+use federation_core::kubernetes::{apply_objects, delete_objects, get_unowned, list_owned};
 use federation_core::plan::{NetworkPlan, NetworkRef};
 use kinds::{CERTIFICATE, OWNED, SECRET};
 use kube::Client;
@@ -55,9 +55,15 @@ impl SkupperBackend {
         self.registry
             .client_by_name(member)
             .await
-            .map_err(|e| BackendError::Unreachable {
-                target: target.to_string(),
-                reason: e.to_string(),
+            .map_err(|e| match e {
+                ClusterError::MemberNotFound(_) => BackendError::Gone {
+                    target: target.to_string(),
+                    reason: e.to_string(),
+                },
+                e => BackendError::Unreachable {
+                    target: target.to_string(),
+                    reason: e.to_string(),
+                },
             })
     }
 }
@@ -149,7 +155,10 @@ impl NetworkBackend for SkupperBackend {
             }
         }
         objects.extend(extra);
-        Ok(Observed { objects })
+        Ok(Observed {
+            objects,
+            operations: Vec::new(),
+        })
     }
 
     async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
@@ -157,21 +166,34 @@ impl NetworkBackend for SkupperBackend {
         apply_objects(&client, target, OWNED, objects).await
     }
 
-    async fn delete(&self, target: &Target, keys: &[ObjectKey]) -> Result<(), BackendError> {
+    async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError> {
         let client = self.client(target).await?;
         // Links first, then what they use: a Link never points at a deleted Secret.
-        let mut ordered = keys.to_vec();
-        ordered.sort_by_key(|k| match k.kind.as_str() {
+        let mut ordered = objects.to_vec();
+        ordered.sort_by_key(|d| match d.key.kind.as_str() {
             "Link" | "AccessToken" | "Listener" | "Connector" => 0,
             "Secret" | "Certificate" | "AccessGrant" => 1,
             _ => 2,
         });
-        delete_keys(&client, target, OWNED, &ordered).await
+        delete_objects(&client, target, OWNED, &ordered).await
     }
 
     fn waits_for_links(&self, key: &ObjectKey) -> bool {
         // Removing a Site, a link or its credentials can cut traffic; services cannot.
         !matches!(key.kind.as_str(), "Connector" | "Listener")
+    }
+
+    fn singletons(&self, plan: &NetworkPlan) -> Vec<Singleton> {
+        // Skupper runs one Site per namespace: a second network's Site there would fail.
+        plan.members
+            .iter()
+            .flat_map(|m| {
+                plan.namespaces.iter().map(|ns| Singleton {
+                    target: Target::Member(m.name.clone()),
+                    what: format!("the Skupper Site of namespace {ns}"),
+                })
+            })
+            .collect()
     }
 }
 

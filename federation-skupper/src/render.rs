@@ -41,10 +41,7 @@ impl Ctx<'_> {
         if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
             body.extend(fields);
         }
-        DesiredObject {
-            key: kinds::key(kind, namespace, name),
-            body,
-        }
+        DesiredObject::new(kinds::key(kind, namespace, name), body)
     }
 
     fn observed_site(&self, member: &str, namespace: &str) -> Option<&Value> {
@@ -165,13 +162,27 @@ fn site_object(ctx: &Ctx<'_>, member: &str, ns: &str, accepts: bool) -> DesiredO
 /// Direct flow: a client Certificate in the acceptor, issued by its site CA; once the
 /// acceptor's controller has written the Certificate's Secret and resolved the site's
 /// endpoints, a copy of the credentials and one Link per router group in the dialer.
+///
+/// What the dialer holds for the link is derived from the acceptor's state. When that state
+/// cannot be read this pass (the acceptor is unreachable, its Site lost its endpoints or
+/// issuer for a while, the Secret is briefly missing), the dialer's objects and the
+/// acceptor's Certificate are retained as they are instead of being left out: left out, they
+/// would be orphans, and a hub outage would cut every spoke.
 fn direct_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState) {
     let name = names::link(&ctx.plan.network, &link.dialer, &link.acceptor);
     let acceptor = Target::Member(link.acceptor.clone());
+    let dialer = Target::Member(link.dialer.clone());
+    let certificate = kinds::key(&CERTIFICATE, ns, &name);
+    let freeze = |desired: &mut DesiredState| {
+        desired.retain(acceptor.clone(), certificate.clone());
+        retain_link_objects(ctx, &dialer, ns, &name, desired);
+    };
     let Some(site) = ctx.observed_site(&link.acceptor, ns) else {
+        freeze(desired);
         return;
     };
     let Some(issuer) = site["status"]["defaultIssuer"].as_str() else {
+        freeze(desired);
         return;
     };
     let subject = ctx
@@ -200,9 +211,9 @@ fn direct_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState)
         });
     let groups = dialable_endpoint_groups(site);
     let (Some(data), false) = (credentials, groups.is_empty()) else {
+        retain_link_objects(ctx, &dialer, ns, &name, desired);
         return;
     };
-    let dialer = Target::Member(link.dialer.clone());
     let data =
         json!({"tls.crt": data["tls.crt"], "tls.key": data["tls.key"], "ca.crt": data["ca.crt"]});
     desired.push(
@@ -223,6 +234,40 @@ fn direct_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState)
             json!({"spec": spec}),
         );
         desired.push(dialer.clone(), with_acceptor(object, &link.acceptor));
+    }
+}
+
+/// Retains, as they are, the objects the dialer holds for one link: its credentials Secret,
+/// its Links (`<name>` and `<name>-<i>`) and, in the grant flow, its AccessToken.
+fn retain_link_objects(
+    ctx: &Ctx<'_>,
+    dialer: &Target,
+    ns: &str,
+    name: &str,
+    desired: &mut DesiredState,
+) {
+    let Some(observed) = ctx.observed.get(dialer) else {
+        return;
+    };
+    for o in observed
+        .objects
+        .iter()
+        .filter(|o| o.key.namespace.as_deref() == Some(ns))
+    {
+        let of_link = match o.key.kind.as_str() {
+            k if k == SECRET.kind || k == ACCESS_TOKEN.kind => o.key.name == name,
+            k if k == LINK.kind => {
+                o.key.name == name
+                    || o.key
+                        .name
+                        .strip_prefix(name)
+                        .is_some_and(|rest| rest.starts_with('-'))
+            }
+            _ => false,
+        };
+        if of_link {
+            desired.retain(dialer.clone(), o.key.clone());
+        }
     }
 }
 
@@ -271,6 +316,9 @@ fn granted_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState
         .get(&acceptor)
         .and_then(|o| find(o, ACCESS_GRANT.kind, ns, &name));
     let Some(grant) = grant.filter(|g| site_ready && condition_true(&g.body, "Ready")) else {
+        // The grant cannot be read as ready this pass: whatever the dialer already holds
+        // for the link stays as it is.
+        retain_link_objects(ctx, &dialer, ns, &name, desired);
         return;
     };
     let status = &grant.body["status"];
@@ -306,12 +354,15 @@ fn adopt_redeemed(
             && (o.key.name == name || o.key.name.starts_with(&format!("{name}-")));
         let is_secret = o.key.kind == SECRET.kind && o.key.name == name;
         if same_ns && (is_link || is_secret) {
-            let object = if is_link {
+            let mut object = if is_link {
                 let fields = json!({"spec": {"cost": link.cost}});
                 with_acceptor(ctx.object(&LINK, ns, &o.key.name, fields), &link.acceptor)
             } else {
                 ctx.object(&SECRET, ns, &o.key.name, json!({}))
             };
+            // Skupper's controller made these from fednet's own AccessToken: they may be
+            // taken over (labelled), which nothing else found in the way may.
+            object.adopt = true;
             desired.push(dialer.clone(), object);
         }
     }

@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -209,10 +209,7 @@ fn converged_backend(deletes: Arc<AtomicUsize>) -> MockNetworkBackend {
         for m in &plan.members {
             d.push(
                 Target::Member(m.name.clone()),
-                DesiredObject {
-                    key: marker(&m.name),
-                    body: json!({"data": {"x": "1"}}),
-                },
+                DesiredObject::new(marker(&m.name), json!({"data": {"x": "1"}})),
             );
         }
         Ok(d)
@@ -232,20 +229,33 @@ fn converged_backend(deletes: Arc<AtomicUsize>) -> MockNetworkBackend {
             .collect(),
         ..Default::default()
     });
-    b.expect_observe().returning(|target, _| {
+    let gone = Arc::new(std::sync::Mutex::new(BTreeSet::<Target>::new()));
+    let deleted = gone.clone();
+    b.expect_observe().returning(move |target, _| {
         let m = target.member().unwrap().to_owned();
-        Ok(Observed {
-            objects: vec![ObservedObject {
+        let objects = if deleted.lock().unwrap().contains(target) {
+            Vec::new()
+        } else {
+            vec![ObservedObject {
                 key: marker(&m),
                 body: json!({"data": {"x": "1"}}),
                 owned: true,
-            }],
+            }]
+        };
+        Ok(Observed {
+            objects,
+            operations: Vec::new(),
         })
     });
     b.expect_apply().times(0);
     b.expect_waits_for_links().returning(|_| true);
-    b.expect_delete().returning(move |_, keys| {
+    b.expect_candidate_targets()
+        .returning(|m| vec![Target::Member(m.to_owned())]);
+    b.expect_singletons().returning(|_| Vec::new());
+    b.expect_teardown_phase().returning(|_| 0);
+    b.expect_delete().returning(move |target, keys| {
         deletes.fetch_add(keys.len(), Ordering::SeqCst);
+        gone.lock().unwrap().insert(target.clone());
         Ok(())
     });
     b

@@ -243,3 +243,29 @@ async fn cluster_id_is_immutable() {
         .to_string();
     assert!(err.contains("clusterId is immutable"), "{err}");
 }
+
+/// Changing a network's backend would leave every object of the old one behind, so the API
+/// server refuses it; other spec changes go through.
+#[tokio::test]
+async fn backend_type_is_immutable() {
+    let planes = hub().await;
+    let hub = &planes.clusters()[0];
+    let ns = hub.test_namespace().await.unwrap();
+    let networks = api(hub, "FederatedNetwork", Some(&ns));
+    create(&networks, network("net", valid_network_spec()))
+        .await
+        .unwrap();
+    let to_submariner = json!({"spec": {"backend": {"type": "Submariner", "skupper": null,
+                                                     "submariner": {"broker": "a"}}}});
+    let err = networks
+        .patch("net", &PatchParams::default(), &Patch::Merge(&to_submariner))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("spec.backend.type is immutable"), "{err}");
+    let more_namespaces = json!({"spec": {"namespaces": ["apps", "more"]}});
+    networks
+        .patch("net", &PatchParams::default(), &Patch::Merge(&more_namespaces))
+        .await
+        .unwrap();
+}

@@ -5,8 +5,8 @@ use crate::metrics::{BackendLabels, Metrics};
 use async_trait::async_trait;
 use federation_core::api::BackendKind;
 use federation_core::backend::{
-    BackendError, Capabilities, DesiredObject, DesiredState, Health, NetworkBackend, ObjectKey,
-    Observed, Target, ValidationIssue,
+    BackendError, Capabilities, Deletion, DesiredObject, DesiredState, Health, NetworkBackend,
+    ObjectKey, Observed, Singleton, Target, ValidationIssue,
 };
 use federation_core::plan::{NetworkPlan, NetworkRef};
 use std::collections::{BTreeMap, BTreeSet};
@@ -97,14 +97,28 @@ impl NetworkBackend for MeasuredBackend {
         result
     }
 
-    async fn delete(&self, target: &Target, keys: &[ObjectKey]) -> Result<(), BackendError> {
-        let result = self.inner.delete(target, keys).await;
-        self.count("delete", keys.len(), &result);
+    async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError> {
+        let result = self.inner.delete(target, objects).await;
+        self.count("delete", objects.len(), &result);
         result
     }
 
     fn waits_for_links(&self, key: &ObjectKey) -> bool {
         self.inner.waits_for_links(key)
+    }
+
+    // Every method with a default must be passed through too, or the decorator would
+    // silently replace the backend's answer with the default.
+    fn candidate_targets(&self, member: &str) -> Vec<Target> {
+        self.inner.candidate_targets(member)
+    }
+
+    fn singletons(&self, plan: &NetworkPlan) -> Vec<Singleton> {
+        self.inner.singletons(plan)
+    }
+
+    fn teardown_phase(&self, target: &Target) -> u8 {
+        self.inner.teardown_phase(target)
     }
 }
 
@@ -127,15 +141,19 @@ mod tests {
         let metrics = Metrics::new();
         let backend = MeasuredBackend::new(Arc::new(mock), metrics.clone());
         let target = Target::Member("east".into());
-        let object = DesiredObject {
-            key: ObjectKey::namespaced("v1", "Secret", "ns", "a"),
-            body: serde_json::json!({}),
-        };
+        let object = DesiredObject::new(
+            ObjectKey::namespaced("v1", "Secret", "ns", "a"),
+            serde_json::json!({}),
+        );
         backend
             .apply(&target, &[object.clone(), object.clone()])
             .await
             .unwrap();
-        assert!(backend.delete(&target, &[object.key]).await.is_err());
+        let deletion = Deletion {
+            key: object.key,
+            uid: None,
+        };
+        assert!(backend.delete(&target, &[deletion]).await.is_err());
         let text = metrics.encode().unwrap();
         assert!(
             text.contains(

@@ -47,6 +47,7 @@ pub struct FederatedNetworkSpec {
 #[x_kube(validation = Rule::new("self.type == 'SdWan' || !has(self.sdwan)").message("sdwan settings are only allowed when type is SdWan"))]
 #[x_kube(validation = Rule::new("self.type != 'Submariner' || has(self.submariner)").message("a Submariner network needs submariner settings (the broker)"))]
 #[x_kube(validation = Rule::new("self.type != 'SdWan' || has(self.sdwan)").message("an SD-WAN network needs sdwan settings (the controller)"))]
+#[x_kube(validation = Rule::new("self.type == oldSelf.type").message("spec.backend.type is immutable: the objects of the old backend would be left behind; delete the network (its teardown removes them) and create it again with the new backend"))]
 #[serde(rename_all = "camelCase")]
 pub struct BackendSpec {
     /// Which backend carries the network.
@@ -283,6 +284,56 @@ pub struct FederatedNetworkStatus {
     /// `up/total` links, for the printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links_summary: Option<String>,
+    /// Everywhere the network may have written, recorded before the first write there.
+    /// Absent (a new network, or a status that was lost), it is rebuilt by a label sweep of
+    /// every registered member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<Inventory>,
+    /// Members the spec names that have no usable `MemberCluster` (missing, being deleted
+    /// or abandoned).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_members: Vec<String>,
+}
+
+/// Where a network has written, and with which backend. Cleanup, teardown and re-plans
+/// read it, so objects are found after restarts, member removal and spec changes.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Inventory {
+    /// The backend that wrote there.
+    pub backend: BackendKind,
+    /// Targets written to (or about to be), sorted.
+    #[serde(default)]
+    pub targets: Vec<InventoryTarget>,
+    /// Per-cluster singletons this network holds (`Site in namespace apps on member/east`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<String>,
+}
+
+/// One recorded target.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryTarget {
+    /// `Member`, `Broker` or `Controller`.
+    #[serde(rename = "type")]
+    pub kind: TargetKind,
+    /// Member name, or the controller's name.
+    pub name: String,
+}
+
+/// Kinds of targets.
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord,
+)]
+pub enum TargetKind {
+    /// A member cluster.
+    Member,
+    /// A broker cluster.
+    Broker,
+    /// A REST controller.
+    Controller,
 }
 
 /// The state of one member within a network.

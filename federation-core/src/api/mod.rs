@@ -36,6 +36,19 @@ pub const MANAGED_BY_VALUE: &str = "fednet-operator";
 pub const FIELD_MANAGER: &str = "fednet-operator";
 /// Finalizer that guards teardown of a network's objects in member clusters.
 pub const NETWORK_FINALIZER: &str = "fednet.io/teardown";
+/// Finalizer on a `MemberCluster` that keeps it (and so the credentials to reach it) until
+/// no network holds objects in it any more.
+pub const MEMBER_FINALIZER: &str = "fednet.io/member-in-use";
+/// Annotation the operator puts on a network before it first records an inventory in its
+/// status. A network that carries it but whose status has no inventory has lost its status
+/// (a wipe, a restore without status): its inventory is rebuilt by a label sweep of every
+/// registered member. A new network has neither and is not swept, so objects that merely
+/// carry its labels outside what it planned are never touched.
+pub const INVENTORY_ANNOTATION: &str = "fednet.io/inventory";
+/// Annotation on a `MemberCluster`: `"true"` gives up on the member for good (it will never
+/// come back): networks forget what they had there without reaching it, and its deletion
+/// completes. Recorded in an Event on every network concerned.
+pub const ABANDON_ANNOTATION: &str = "fednet.io/abandon";
 
 /// The CustomResourceDefinitions of every fednet kind, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {

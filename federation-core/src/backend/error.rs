@@ -34,6 +34,34 @@ pub enum BackendError {
         /// Status code.
         status: u16,
     },
+    /// The target no longer exists on the hub (its `MemberCluster` is gone): nothing can
+    /// be read from or written to it any more.
+    #[error("{target} is gone: {reason}")]
+    Gone {
+        /// The target.
+        target: String,
+        /// Why it counts as gone.
+        reason: String,
+    },
+    /// An object is in the way that fednet did not make (it lacks the network's ownership
+    /// labels, or belongs to another network): it is neither adopted nor changed.
+    #[error("{what} on {target} exists and was not made by this network ({why}); it is left alone")]
+    NotOwned {
+        /// The target.
+        target: String,
+        /// The object.
+        what: String,
+        /// Whose it seems to be.
+        why: String,
+    },
+    /// This replica may not write any more (it lost, or could not renew, its lease).
+    #[error("write to {target} refused: {reason}")]
+    Fenced {
+        /// The target.
+        target: String,
+        /// Why.
+        reason: String,
+    },
     /// The backend cannot render the plan (a bug or an unsupported combination).
     #[error("cannot render: {0}")]
     Render(String),
@@ -55,16 +83,24 @@ impl BackendError {
             },
             Self::Unreachable { .. } => true,
             Self::Http { status, .. } => *status == 429 || *status >= 500,
-            Self::Render(_) | Self::Other(_) => false,
+            Self::Gone { .. }
+            | Self::NotOwned { .. }
+            | Self::Fenced { .. }
+            | Self::Render(_)
+            | Self::Other(_) => false,
         }
     }
 
-    /// A short label for metrics (`kube`, `unreachable`, `http`, `render`, `other`).
+    /// A short label for metrics (`kube`, `unreachable`, `http`, `gone`, `not_owned`,
+    /// `fenced`, `render`, `other`).
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Kube { .. } => "kube",
             Self::Unreachable { .. } => "unreachable",
             Self::Http { .. } => "http",
+            Self::Gone { .. } => "gone",
+            Self::NotOwned { .. } => "not_owned",
+            Self::Fenced { .. } => "fenced",
             Self::Render(_) => "render",
             Self::Other(_) => "other",
         }

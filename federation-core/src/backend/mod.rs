@@ -10,17 +10,35 @@
 //!
 //! The engine owns the order of calls, concurrency, timeouts, retries, diffing and orphan
 //! cleanup, so a backend never has to re-implement them.
+//!
+//! # The contract a backend author signs
+//! - **Render from what was read.** `render` gets only the targets observed this pass. An
+//!   object whose content depends on a target (or an observation) that is missing this pass
+//!   is neither rendered from guesses nor left out: it is put in
+//!   [`DesiredState::retained`], and the engine keeps it exactly as it is. Leaving it out
+//!   would make it an orphan and delete working connectivity during someone else's outage.
+//! - **Own only what you made.** Rendered objects carry the network's ownership labels. An
+//!   object of the same key found without them is refused ([`BackendError::NotOwned`]),
+//!   unless the backend marks the desired object [`DesiredObject::adopting`] because an
+//!   upstream controller made it from one of the network's own objects.
+//! - **Delete what you observed.** Deletions carry the observed uid as a precondition.
+//! - **Say what is shared.** [`NetworkBackend::singletons`] names per-cluster objects that
+//!   only one network may hold (Skupper's one Site per namespace); the controller lets the
+//!   network that claimed one first keep it and refuses the others.
+//! - **Say the order.** [`NetworkBackend::teardown_phase`] orders removal across targets
+//!   (members before a broker); [`Observed::operations`] reports work still running on a
+//!   target, during which the engine writes nothing more there.
 
 mod error;
 mod objects;
 
 pub use error::BackendError;
 pub use objects::{
-    DesiredObject, DesiredState, ObjectKey, Observed, ObservedObject, drops_applied_fields,
-    is_subset,
+    Deletion, DesiredObject, DesiredState, ObjectKey, Observed, ObservedObject, Operation,
+    drops_applied_fields, is_subset,
 };
 
-use crate::api::{BackendKind, LinkPhase, TopologyKind};
+use crate::api::{BackendKind, InventoryTarget, LinkPhase, TargetKind, TopologyKind};
 use crate::plan::{NetworkPlan, NetworkRef};
 use async_trait::async_trait;
 use serde::Serialize;
@@ -44,6 +62,30 @@ impl Target {
         match self {
             Self::Member(m) | Self::Broker(m) => Some(m),
             Self::Controller(_) => None,
+        }
+    }
+}
+
+impl From<&Target> for InventoryTarget {
+    fn from(t: &Target) -> Self {
+        let (kind, name) = match t {
+            Target::Member(n) => (TargetKind::Member, n),
+            Target::Broker(n) => (TargetKind::Broker, n),
+            Target::Controller(n) => (TargetKind::Controller, n),
+        };
+        Self {
+            kind,
+            name: name.clone(),
+        }
+    }
+}
+
+impl From<&InventoryTarget> for Target {
+    fn from(t: &InventoryTarget) -> Self {
+        match t.kind {
+            TargetKind::Member => Self::Member(t.name.clone()),
+            TargetKind::Broker => Self::Broker(t.name.clone()),
+            TargetKind::Controller => Self::Controller(t.name.clone()),
         }
     }
 }
@@ -138,6 +180,22 @@ pub struct Health {
     pub members_not_ready: BTreeMap<String, String>,
 }
 
+/// A per-cluster object only one network may hold, such as Skupper's one `Site` per
+/// namespace or Submariner's one `Submariner` resource per cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Singleton {
+    /// Where it lives.
+    pub target: Target,
+    /// What it is, stable and human-readable (`Site in namespace apps`).
+    pub what: String,
+}
+
+impl std::fmt::Display for Singleton {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.what, self.target)
+    }
+}
+
 /// A network backend. Implementations are `Send + Sync` and shared behind an `Arc`.
 #[cfg_attr(any(test, feature = "mockall"), mockall::automock)]
 #[async_trait]
@@ -180,13 +238,31 @@ pub trait NetworkBackend: Send + Sync {
     /// Creates or updates `objects` on `target` (server-side apply for Kubernetes targets).
     async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError>;
 
-    /// Deletes `keys` from `target`; objects already gone count as deleted.
-    async fn delete(&self, target: &Target, keys: &[ObjectKey]) -> Result<(), BackendError>;
+    /// Deletes `objects` from `target`, each only if it still has the observed uid; objects
+    /// already gone count as deleted.
+    async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError>;
 
     /// Whether removing this no-longer-desired object must wait until the planned links of
     /// its target are up (make before break). Link credentials and links say yes; a
     /// service's listener, say, need not wait.
     fn waits_for_links(&self, key: &ObjectKey) -> bool;
+
+    /// The targets on a registered member where this backend may have written, searched by
+    /// ownership label when a network's inventory was lost (pure).
+    fn candidate_targets(&self, member: &str) -> Vec<Target> {
+        vec![Target::Member(member.to_owned())]
+    }
+
+    /// Per-cluster objects the plan needs that only one network may hold (pure).
+    fn singletons(&self, _plan: &NetworkPlan) -> Vec<Singleton> {
+        Vec::new()
+    }
+
+    /// When a target is cleaned up relative to the others: lower phases first; a target of
+    /// phase `p` loses objects only once every target of a lower phase holds none (pure).
+    fn teardown_phase(&self, _target: &Target) -> u8 {
+        0
+    }
 }
 
 /// Checks a plan against a backend's capabilities (pure).

@@ -3,7 +3,7 @@
 use super::Target;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Identity of one object on a target.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -48,6 +48,32 @@ pub struct DesiredObject {
     pub key: ObjectKey,
     /// Body to apply.
     pub body: Value,
+    /// Whether an existing object of this key that lacks the network's ownership labels may
+    /// be taken over. Only for objects an upstream controller made *from an object of this
+    /// network* (Skupper's Secret and Links redeemed from fednet's AccessToken): anything
+    /// else found in the way is refused, never adopted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+}
+
+impl DesiredObject {
+    /// An object that must not exist unless fednet made it.
+    pub fn new(key: ObjectKey, body: Value) -> Self {
+        Self {
+            key,
+            body,
+            adopt: false,
+        }
+    }
+
+    /// An object that may take over one an upstream controller made from fednet's own.
+    pub fn adopting(key: ObjectKey, body: Value) -> Self {
+        Self {
+            key,
+            body,
+            adopt: true,
+        }
+    }
 }
 
 /// Desired objects per target.
@@ -55,12 +81,27 @@ pub struct DesiredObject {
 pub struct DesiredState {
     /// Objects keyed by target. A target with an empty list owns nothing.
     pub targets: BTreeMap<Target, Vec<DesiredObject>>,
+    /// Owned objects to keep exactly as they are this pass: still desired, but what they
+    /// should hold depends on a target (or an observation) that could not be read, so they
+    /// can be neither rendered nor removed. The engine neither applies nor deletes them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub retained: BTreeMap<Target, BTreeSet<ObjectKey>>,
 }
 
 impl DesiredState {
     /// Adds an object for a target.
     pub fn push(&mut self, target: Target, object: DesiredObject) {
         self.targets.entry(target).or_default().push(object);
+    }
+
+    /// Keeps an owned object of a target as it is this pass (see [`Self::retained`]).
+    pub fn retain(&mut self, target: Target, key: ObjectKey) {
+        self.retained.entry(target).or_default().insert(key);
+    }
+
+    /// Whether an object is kept as it is this pass.
+    pub fn is_retained(&self, target: &Target, key: &ObjectKey) -> bool {
+        self.retained.get(target).is_some_and(|r| r.contains(key))
     }
 
     /// Number of objects over all targets.
@@ -82,14 +123,63 @@ pub struct ObservedObject {
     pub owned: bool,
 }
 
+impl ObservedObject {
+    /// The server's uid of the object, when it has one (a Kubernetes object always does).
+    pub fn uid(&self) -> Option<&str> {
+        self.body["metadata"]["uid"].as_str()
+    }
+
+    /// The object as a deletion with its uid as precondition, so that only this very
+    /// object is deleted, never one re-created under the same name since it was read.
+    pub fn deletion(&self) -> Deletion {
+        Deletion {
+            key: self.key.clone(),
+            uid: self.uid().map(str::to_owned),
+        }
+    }
+}
+
+/// An object to delete, with the uid it was observed with.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Deletion {
+    /// Identity.
+    pub key: ObjectKey,
+    /// Precondition: delete only the object with this uid (`None`: whatever has the key,
+    /// for targets without uids).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+}
+
+/// An asynchronous operation a target is still carrying out (an SD-WAN controller's job,
+/// say). While one runs, the engine writes nothing more to that target and never reports it
+/// converged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Operation {
+    /// The target's identifier of the operation.
+    pub id: String,
+    /// What it does, for status.
+    pub description: String,
+}
+
 /// Everything read from one target.
 #[derive(Clone, Debug, PartialEq, Default, Serialize)]
 pub struct Observed {
     /// The objects.
     pub objects: Vec<ObservedObject>,
+    /// Operations still in flight on the target.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<Operation>,
 }
 
 impl Observed {
+    /// What a target holds, with no operation in flight.
+    pub fn of(objects: Vec<ObservedObject>) -> Self {
+        Self {
+            objects,
+            operations: Vec::new(),
+        }
+    }
+
     /// The object with this key, if it was read.
     pub fn get(&self, key: &ObjectKey) -> Option<&ObservedObject> {
         self.objects.iter().find(|o| &o.key == key)

@@ -1,20 +1,82 @@
-//! `MemberCluster` reconciliation: probe and status.
+//! `MemberCluster` reconciliation: probe and status, and a finalizer that keeps a member
+//! (and so the credentials to reach it) until no network holds objects in it.
 
-use super::{Context, ControllerError, apply_status};
-use crate::api::MemberCluster;
+use super::inventory::inventory_uses_member;
+use super::network::list_networks;
+use super::{Context, ControllerError, apply_status, hub_error};
+use crate::api::{MEMBER_FINALIZER, MemberCluster};
 use crate::cluster::{member_status, probe};
+use crate::plan::is_abandoned;
 use crate::status::changed;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
 use std::sync::Arc;
 
 /// Probes a member and records the result in its status (written only when it changed).
+/// When the member is deleted, its finalizer stays until every network has removed its
+/// objects there (networks leave out members being deleted), or the member carries the
+/// abandon annotation.
+///
+/// The finalizer is added in the same pass as the first probe (not in a pass of its own, as
+/// kube-runtime's finalizer helper does), so registering a member costs one pass.
 pub async fn reconcile_member(
     member: Arc<MemberCluster>,
     ctx: Arc<Context>,
 ) -> Result<Action, ControllerError> {
+    let holds = member.finalizers().iter().any(|f| f == MEMBER_FINALIZER);
+    if member.metadata.deletion_timestamp.is_some() {
+        if holds {
+            release_member(&member, &ctx).await?;
+            set_finalizer(&ctx, &member, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if !holds {
+        set_finalizer(&ctx, &member, true).await?;
+    }
+    probe_member(&member, &ctx).await
+}
+
+/// Adds or removes the member finalizer, with the resourceVersion read as a precondition so
+/// a concurrent change of the list is never overwritten.
+async fn set_finalizer(
+    ctx: &Context,
+    member: &MemberCluster,
+    present: bool,
+) -> Result<(), ControllerError> {
+    let mut finalizers: Vec<String> = member
+        .finalizers()
+        .iter()
+        .filter(|f| *f != MEMBER_FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(MEMBER_FINALIZER.to_owned());
+    }
+    let patch = json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": member.resource_version(),
+    }});
+    Api::<MemberCluster>::all(ctx.hub.clone())
+        .patch(
+            &member.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(hub_error(
+            "patch finalizers of",
+            format!("MemberCluster {}", member.name_any()),
+        ))?;
+    Ok(())
+}
+
+async fn probe_member(member: &MemberCluster, ctx: &Context) -> Result<Action, ControllerError> {
     let name = member.name_any();
-    let result = match ctx.registry.client(&member).await {
+    let result = match ctx.registry.client(member).await {
         Ok(client) => probe(&name, &client, ctx.timing.probe_timeout).await,
         Err(e) => Err(e),
     };
@@ -31,4 +93,68 @@ pub async fn reconcile_member(
         apply_status(&Api::<MemberCluster>::all(ctx.hub.clone()), &name, &status).await?;
     }
     Ok(Action::requeue(ctx.timing.probe_interval))
+}
+
+/// Lets the member go once no network's inventory names it; an abandoned member goes at once.
+async fn release_member(member: &MemberCluster, ctx: &Context) -> Result<(), ControllerError> {
+    let name = member.name_any();
+    if is_abandoned(member) {
+        publish(
+            ctx,
+            member,
+            EventType::Warning,
+            "Abandoned",
+            "released without cleanup: networks forget what they had on this member",
+        )
+        .await;
+        ctx.registry.forget(&name).await;
+        return Ok(());
+    }
+    let users: Vec<String> = list_networks(ctx, "")
+        .await?
+        .iter()
+        .filter(|n| {
+            inventory_uses_member(n.status.as_ref().and_then(|s| s.inventory.as_ref()), &name)
+        })
+        .map(|n| format!("{}/{}", n.namespace().unwrap_or_default(), n.name_any()))
+        .collect();
+    if users.is_empty() {
+        ctx.registry.forget(&name).await;
+        return Ok(());
+    }
+    let networks = users.join(", ");
+    publish(
+        ctx,
+        member,
+        EventType::Normal,
+        "WaitingForNetworks",
+        &format!("waiting for these networks to remove their objects: {networks} (annotate fednet.io/abandon=true to give the member up)"),
+    )
+    .await;
+    Err(ControllerError::MemberInUse {
+        member: name,
+        networks,
+    })
+}
+
+async fn publish(
+    ctx: &Context,
+    member: &MemberCluster,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let Some(recorder) = &ctx.recorder else {
+        return;
+    };
+    let event = KubeEvent {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1024).collect()),
+        action: "Release".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &member.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not record event");
+    }
 }

@@ -4,11 +4,17 @@
 //! - [`reconcile_network`]: plans a `FederatedNetwork`, runs the engine of its backend,
 //!   writes the network's and its services' statuses when they changed, and tears the
 //!   network down behind the [`NETWORK_FINALIZER`](crate::api::NETWORK_FINALIZER).
-//! - [`reconcile_member`]: probes a `MemberCluster` and writes its status when it changed.
+//! - [`reconcile_member`]: probes a `MemberCluster` and writes its status when it changed;
+//!   behind the [`MEMBER_FINALIZER`](crate::api::MEMBER_FINALIZER) its deletion waits until
+//!   no network's inventory names it (or it is abandoned).
 
+mod claims;
+mod inventory;
 mod member;
 mod network;
 
+pub use claims::conflicting_claim;
+pub use inventory::{inventory_uses_member, recorded_targets, sweep_targets};
 pub use member::reconcile_member;
 pub use network::{error_policy, reconcile_network};
 
@@ -111,6 +117,14 @@ pub enum ControllerError {
         /// Targets and why.
         pending: String,
     },
+    /// A `MemberCluster` being deleted still has networks holding objects in it.
+    #[error("member {member} is still used by networks: {networks}")]
+    MemberInUse {
+        /// The member.
+        member: String,
+        /// The networks (`namespace/name`).
+        networks: String,
+    },
     /// The object lacks a namespace or name.
     #[error("object without {0}")]
     MissingField(&'static str),
@@ -125,6 +139,7 @@ impl ControllerError {
         match self {
             Self::Hub { .. } => "hub",
             Self::TeardownPending { .. } => "teardown_pending",
+            Self::MemberInUse { .. } => "member_in_use",
             Self::MissingField(_) => "missing_field",
             Self::Finalizer(_) => "finalizer",
         }

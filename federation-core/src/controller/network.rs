@@ -1,19 +1,26 @@
 //! `FederatedNetwork` reconciliation.
+//!
+//! One pass: read the hub, plan, settle a backend change, check per-cluster claims, record
+//! the inventory, run the engine, write statuses. Every write to a member is preceded by the
+//! status write that records it in the inventory.
 
+use super::claims::conflicting_claim;
+use super::inventory::{inventory_of, recorded_targets, sweep_targets, unreachable_forever};
 use super::{Context, ControllerError, apply_status, hub_error};
 use crate::api::{
-    ConditionExt, FederatedNetwork, FederatedNetworkStatus, FederatedService, MemberCluster,
-    MemberPhase, NETWORK_FINALIZER, REACHABLE,
+    ConditionExt, FederatedNetwork, FederatedNetworkStatus, FederatedService, INVENTORY_ANNOTATION,
+    Inventory, MemberCluster, MemberPhase, NETWORK_FINALIZER, REACHABLE,
 };
 use crate::backend::Target;
 use crate::engine::ReconcileReport;
 use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
 use crate::status::{PlanFailure, changed, network_status, service_status};
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -40,14 +47,18 @@ pub async fn reconcile_network(
     })
 }
 
-/// Requeue after an error: soon, but not in a hot loop.
+/// Requeue after an error: soon, but not in a hot loop. A teardown that is making its way
+/// through is looked at again at the progressing pace.
 pub fn error_policy(
     _net: Arc<FederatedNetwork>,
     error: &ControllerError,
     ctx: Arc<Context>,
 ) -> Action {
     tracing::warn!(%error, "network reconcile failed");
-    Action::requeue(ctx.timing.progressing * 5)
+    match error {
+        ControllerError::TeardownPending { .. } => Action::requeue(ctx.timing.progressing),
+        _ => Action::requeue(ctx.timing.progressing * 5),
+    }
 }
 
 struct HubView {
@@ -67,6 +78,28 @@ async fn read_hub(ctx: &Context, ns: &str) -> Result<HubView, ControllerError> {
         .map_err(hub_error("list", "FederatedServices"))?
         .items;
     Ok(HubView { members, services })
+}
+
+/// Every network on the hub, to see who holds which per-cluster singleton. Falls back to
+/// the network's own namespace when the operator may not list networks cluster-wide.
+pub(super) async fn list_networks(
+    ctx: &Context,
+    ns: &str,
+) -> Result<Vec<FederatedNetwork>, ControllerError> {
+    match Api::<FederatedNetwork>::all(ctx.hub.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => Ok(list.items),
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            Api::<FederatedNetwork>::namespaced(ctx.hub.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .map_err(hub_error("list", "FederatedNetworks"))
+        }
+        Err(e) => Err(hub_error("list", "FederatedNetworks")(e)),
+    }
 }
 
 fn plan_network(net: &FederatedNetwork, hub: &HubView) -> Result<NetworkPlan, PlanFailure> {
@@ -94,22 +127,52 @@ fn plan_network(net: &FederatedNetwork, hub: &HubView) -> Result<NetworkPlan, Pl
     })
 }
 
-/// Targets the network may still own objects on, from its last status.
-fn known_targets(status: Option<&FederatedNetworkStatus>) -> BTreeSet<Target> {
-    status
-        .map(|s| {
-            s.members
-                .iter()
-                .map(|m| Target::Member(m.name.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
+/// A network that cannot go on this pass: its status says why and nothing is written.
+async fn refuse(
+    ctx: &Context,
+    net: &FederatedNetwork,
+    previous: Option<&FederatedNetworkStatus>,
+    services: &[FederatedService],
+    failure: &PlanFailure,
+) -> Result<(), ControllerError> {
+    publish(
+        ctx,
+        net,
+        EventType::Warning,
+        &failure.reason,
+        &failure.message,
+    )
+    .await;
+    let status = network_status(
+        previous,
+        net.metadata.generation,
+        None,
+        Err(failure),
+        (ctx.clock)(),
+    );
+    write_network_status(ctx, net, previous, status).await?;
+    write_service_statuses(ctx, net, services, None, &ReconcileReport::default()).await
 }
 
 async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, ControllerError> {
     let ns = net.namespace().unwrap_or_default();
     let hub = read_hub(ctx, &ns).await?;
-    let now = (ctx.clock)();
+    let mut previous = net.status.clone();
+
+    // A backend change (only possible where the API server does not enforce the CEL rule
+    // that makes the type immutable) first removes everything of the old backend.
+    if let Some(inv) = previous.as_ref().and_then(|s| s.inventory.clone())
+        && inv.backend != net.spec.backend.kind
+    {
+        let Some(done) = retire_backend(ctx, net, &inv, &hub).await? else {
+            return Ok(Action::requeue(ctx.timing.progressing));
+        };
+        let mut status = previous.clone().unwrap_or_default();
+        status.inventory = Some(done);
+        write_network_status(ctx, net, previous.as_ref(), status.clone()).await?;
+        previous = Some(status);
+    }
+
     let planned =
         plan_network(net, &hub).and_then(|plan| match ctx.engines.get(&plan.backend.kind) {
             Some(engine) => Ok((plan, engine)),
@@ -124,42 +187,99 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
     let (plan, engine) = match planned {
         Ok(p) => p,
         Err(failure) => {
-            publish(
-                ctx,
-                net,
-                EventType::Warning,
-                &failure.reason,
-                &failure.message,
-            )
-            .await;
-            let status = network_status(
-                net.status.as_ref(),
-                net.metadata.generation,
-                None,
-                Err(&failure),
-                now,
-            );
-            write_network_status(ctx, net, status).await?;
-            write_service_statuses(ctx, net, &hub.services, None, &ReconcileReport::default())
-                .await?;
+            refuse(ctx, net, previous.as_ref(), &hub.services, &failure).await?;
             return Ok(Action::await_change());
         }
     };
 
-    let report = engine
-        .reconcile(&plan, &known_targets(net.status.as_ref()))
-        .await;
-    let status = network_status(
-        net.status.as_ref(),
+    let old_inventory = previous.as_ref().and_then(|s| s.inventory.as_ref());
+    let recorded_claims: BTreeSet<String> = old_inventory
+        .map(|i| i.claims.iter().cloned().collect())
+        .unwrap_or_default();
+    let wanted_claims: BTreeSet<String> = engine
+        .backend()
+        .singletons(&plan)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !wanted_claims.is_empty() {
+        let others = list_networks(ctx, &ns).await?;
+        if let Some((claim, holder)) =
+            conflicting_claim(net, &wanted_claims, &recorded_claims, &others)
+        {
+            let failure = PlanFailure {
+                reason: "SingletonConflict".into(),
+                message: format!(
+                    "{claim} is held by network {holder}; only one network may hold it, so this one writes nothing"
+                ),
+            };
+            refuse(ctx, net, previous.as_ref(), &hub.services, &failure).await?;
+            return Ok(Action::requeue(ctx.timing.progressing * 10));
+        }
+    }
+
+    // Record every target (and claim) before the first write there.
+    let mut recorded = match old_inventory {
+        Some(inv) => recorded_targets(inv),
+        None if inventory_was_recorded(net) => {
+            tracing::warn!(network = %NetworkRef::of(net), "inventory lost; sweeping every registered member");
+            sweep_targets(engine.backend().as_ref(), &hub.members)
+        }
+        None => {
+            mark_inventory_recorded(ctx, net).await?;
+            BTreeSet::new()
+        }
+    };
+    for (target, why) in unreachable_forever(&recorded, &hub.members) {
+        forget(ctx, net, &target, why).await;
+        recorded.remove(&target);
+    }
+    recorded.extend(engine.backend().targets(&plan));
+    let claims: BTreeSet<String> = recorded_claims.union(&wanted_claims).cloned().collect();
+    let inventory = inventory_of(plan.backend.kind, &recorded, &claims);
+    if old_inventory != Some(&inventory) {
+        let mut status = previous.clone().unwrap_or_default();
+        status.inventory = Some(inventory);
+        write_network_status(ctx, net, previous.as_ref(), status.clone()).await?;
+        previous = Some(status);
+    }
+
+    let report = engine.reconcile(&plan, &recorded).await;
+
+    // Forget what was released: targets found empty, members gone, claims no longer needed.
+    for (target, r) in report.targets.iter().filter(|(_, r)| r.leaving) {
+        if let crate::engine::TargetOutcome::Gone { reason } = &r.outcome {
+            forget(ctx, net, target, reason).await;
+        }
+    }
+    let released: BTreeSet<Target> = report.released_targets().cloned().collect();
+    let remaining: BTreeSet<Target> = recorded.difference(&released).cloned().collect();
+    let settled_claims = if report.is_converged() {
+        wanted_claims.clone()
+    } else {
+        claims
+    };
+    let mut status = network_status(
+        previous.as_ref(),
         net.metadata.generation,
         Some(&plan),
         Ok(&report),
-        now,
+        (ctx.clock)(),
     );
+    status.inventory = Some(inventory_of(plan.backend.kind, &remaining, &settled_claims));
     let converged =
         report.is_converged() && status.members.iter().all(|m| m.phase == MemberPhase::Ready);
-    write_network_status(ctx, net, status).await?;
+    write_network_status(ctx, net, previous.as_ref(), status).await?;
     write_service_statuses(ctx, net, &hub.services, Some(&plan), &report).await?;
+    for (target, r) in report
+        .targets
+        .iter()
+        .filter(|(_, r)| !r.rejected.is_empty())
+    {
+        let names: Vec<String> = r.rejected.iter().map(|o| o.key.to_string()).collect();
+        let note = format!("{target} refused {}", names.join(", "));
+        publish(ctx, net, EventType::Warning, "ObjectsRejected", &note).await;
+    }
     if !report.invalid.is_empty() {
         // Nothing will change until the spec does: no periodic retry.
         let failure = PlanFailure::from_issues(&report.invalid);
@@ -180,20 +300,132 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
     }))
 }
 
+/// Whether an inventory was ever recorded for this network (see [`INVENTORY_ANNOTATION`]).
+fn inventory_was_recorded(net: &FederatedNetwork) -> bool {
+    net.annotations().contains_key(INVENTORY_ANNOTATION)
+}
+
+/// Marks the network as having an inventory, before the inventory is first written: if the
+/// status is lost later, the mark says a sweep is needed.
+async fn mark_inventory_recorded(
+    ctx: &Context,
+    net: &FederatedNetwork,
+) -> Result<(), ControllerError> {
+    let patch = json!({"metadata": {"annotations": {INVENTORY_ANNOTATION: "recorded"}}});
+    Api::<FederatedNetwork>::namespaced(ctx.hub.clone(), &net.namespace().unwrap_or_default())
+        .patch(
+            &net.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(hub_error(
+            "annotate",
+            format!("FederatedNetwork {}", net.name_any()),
+        ))?;
+    Ok(())
+}
+
+/// Tears down what the inventory's old backend wrote. `Some(inventory)` of the new backend
+/// once nothing is left; `None` while teardown is still under way (status says where).
+async fn retire_backend(
+    ctx: &Context,
+    net: &FederatedNetwork,
+    old: &Inventory,
+    hub: &HubView,
+) -> Result<Option<Inventory>, ControllerError> {
+    let Some(engine) = ctx.engines.get(&old.backend) else {
+        let failure = PlanFailure {
+            reason: "BackendUnavailable".into(),
+            message: format!(
+                "the network still holds objects of the {} backend, which this operator does not serve; nothing is written until they are removed",
+                old.backend
+            ),
+        };
+        refuse(ctx, net, net.status.as_ref(), &hub.services, &failure).await?;
+        return Ok(None);
+    };
+    let targets = usable_targets(ctx, net, recorded_targets(old), &hub.members).await;
+    let report = engine.teardown(&NetworkRef::of(net), &targets).await;
+    if report.is_complete() {
+        let note = format!(
+            "removed the {} objects from {} targets before switching to {}",
+            old.backend,
+            targets.len(),
+            net.spec.backend.kind
+        );
+        publish(ctx, net, EventType::Normal, "BackendRetired", &note).await;
+        return Ok(Some(inventory_of(
+            net.spec.backend.kind,
+            &BTreeSet::new(),
+            &BTreeSet::new(),
+        )));
+    }
+    let pending: Vec<String> = report
+        .pending()
+        .map(|(t, why)| format!("{t} ({why})"))
+        .collect();
+    let failure = PlanFailure {
+        reason: "BackendChangePending".into(),
+        message: format!(
+            "removing the {} objects first; still on: {}",
+            old.backend,
+            pending.join(", ")
+        ),
+    };
+    refuse(ctx, net, net.status.as_ref(), &hub.services, &failure).await?;
+    Ok(None)
+}
+
+/// The targets that can still be reached; the others are forgotten with an Event.
+async fn usable_targets(
+    ctx: &Context,
+    net: &FederatedNetwork,
+    mut targets: BTreeSet<Target>,
+    members: &[MemberCluster],
+) -> BTreeSet<Target> {
+    for (target, why) in unreachable_forever(&targets, members) {
+        forget(ctx, net, &target, why).await;
+        targets.remove(&target);
+    }
+    targets
+}
+
+async fn forget(ctx: &Context, net: &FederatedNetwork, target: &Target, why: &str) {
+    tracing::warn!(network = %NetworkRef::of(net), %target, why, "forgetting a target that cannot be reached again");
+    let note = format!(
+        "{target}: {why}; whatever the network left there is no longer tracked and must be removed by hand if the cluster comes back"
+    );
+    publish(ctx, net, EventType::Warning, "TargetAbandoned", &note).await;
+}
+
 async fn cleanup(net: &FederatedNetwork, ctx: &Context) -> Result<Action, ControllerError> {
     let network = NetworkRef::of(net);
-    let mut targets = known_targets(net.status.as_ref());
     let ns = net.namespace().unwrap_or_default();
     let hub = read_hub(ctx, &ns).await?;
-    let engine = ctx.engines.get(&net.spec.backend.kind);
-    if let (Ok(plan), Some(engine)) = (plan_network(net, &hub), engine) {
-        targets.extend(engine.backend().targets(&plan));
-    }
-    let Some(engine) = engine else {
+    let inventory = net.status.as_ref().and_then(|s| s.inventory.as_ref());
+    let kind = inventory.map_or(net.spec.backend.kind, |i| i.backend);
+    let Some(engine) = ctx.engines.get(&kind) else {
         // Nothing of a backend this operator does not serve can have been created by it.
         return Ok(Action::await_change());
     };
+    let mut targets = match inventory {
+        Some(inv) => recorded_targets(inv),
+        None if inventory_was_recorded(net) => {
+            sweep_targets(engine.backend().as_ref(), &hub.members)
+        }
+        None => BTreeSet::new(),
+    };
+    if kind == net.spec.backend.kind
+        && let Ok(plan) = plan_network(net, &hub)
+    {
+        targets.extend(engine.backend().targets(&plan));
+    }
+    let targets = usable_targets(ctx, net, targets, &hub.members).await;
     let report = engine.teardown(&network, &targets).await;
+    for (target, why) in report.gone() {
+        forget(ctx, net, target, why).await;
+    }
     if report.is_complete() {
         publish(
             ctx,
@@ -222,19 +454,21 @@ async fn cleanup(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Contro
         Err(&failure),
         (ctx.clock)(),
     );
-    write_network_status(ctx, net, status).await?;
+    write_network_status(ctx, net, net.status.as_ref(), status).await?;
     Err(ControllerError::TeardownPending {
         network: network.to_string(),
         pending,
     })
 }
 
+/// Writes the status when it differs from `previous` (what this pass last wrote or read).
 async fn write_network_status(
     ctx: &Context,
     net: &FederatedNetwork,
+    previous: Option<&FederatedNetworkStatus>,
     status: FederatedNetworkStatus,
 ) -> Result<(), ControllerError> {
-    let Some(status) = changed(net.status.as_ref(), status) else {
+    let Some(status) = changed(previous, status) else {
         return Ok(());
     };
     let api: Api<FederatedNetwork> =

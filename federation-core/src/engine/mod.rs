@@ -4,45 +4,69 @@
 //! One call of [`Engine::reconcile`] is one level-triggered pass:
 //! 1. check the plan against the backend's capabilities and its own validation; an invalid
 //!    plan returns at once with [`ReconcileReport::invalid`] set: nothing is read or written;
-//! 2. observe every target (planned ones and ones that left the plan) concurrently;
+//! 2. observe every target the network has recorded in its inventory (the planned ones and
+//!    the ones that left the plan) concurrently;
 //! 3. render the desired objects from the plan and the observations (pure);
 //! 4. per target, apply the objects whose fields differ from what was observed, and delete
-//!    owned objects that are no longer desired;
-//! 5. report per target, with the health the backend read off the observations.
+//!    owned objects that are neither desired nor retained, in teardown-phase order;
+//! 5. report per target and per object, with the health the backend read off the
+//!    observations.
 //!
 //! Callers run passes until [`ReconcileReport::is_converged`]: multi-step protocols (a link
 //! needs the peer's credentials, which exist only after the peer's certificate was issued)
 //! converge over several passes.
 //!
 //! # Guarantees
+//! - **Partial observation freezes, never deletes.** A target that cannot be read is
+//!   neither written nor cleaned. What other targets hold *because of* it is kept exactly as
+//!   it is: the backend puts it in [`DesiredState::retained`], and on top of that nothing
+//!   link-related ([`NetworkBackend::waits_for_links`]) is removed from a target while a
+//!   peer of one of its planned links could not be read (make-before-break never trusts a
+//!   link's health while one end is unknown). Test: `tests/tests/engine_faults.rs`
+//!   `a_paused_hub_freezes_every_spoke_link_and_ready_returns_without_recreation`.
+//! - **Inventory.** The engine writes only to targets the caller says are recorded in the
+//!   network's inventory (the controller records them in status before the first write);
+//!   a planned target that is not recorded is reported, not written. Targets recorded but
+//!   no longer planned are cleaned up, and a pass that finds one empty says so
+//!   ([`ReconcileReport::released_targets`]) so the caller can forget it.
 //! - **Isolation**: each target is handled under its own timeout, with at most
 //!   [`EngineConfig::concurrency`] targets at once; one failing or hung target is reported
 //!   as such and never blocks the others.
+//! - **One bad object fails alone.** Objects are applied and deleted one by one; an object
+//!   the target rejects (validation, permission, an object in the way that fednet did not
+//!   make) is named in [`TargetReport::rejected`] and the target's other objects, and its
+//!   orphan cleanup, go on. Only a target that stops answering stops its own writes.
 //! - **Retries**: retryable errors (connection problems, 409, 429, 5xx) are retried with
 //!   exponential backoff within the target's time budget; others are reported at once.
 //! - **No no-op writes**: an object is applied only when a field it sets differs from the
 //!   observed object, or when the object still carries a field fednet applied earlier and no
 //!   longer sets (read from `managedFields`; applying removes it), so a pass over a converged
 //!   network writes nothing.
-//! - **Make before break**: an object the backend marks as link-related
-//!   ([`NetworkBackend::waits_for_links`]) is deleted only once every planned link of its
-//!   target is up; a target that left the plan is cleaned up without waiting.
-//! - **Orphan cleanup by ownership**: what is deleted is found by the network's ownership
-//!   label on the target, not remembered, so a lost status does not leak objects.
+//! - **Make before break**: an object the backend marks as link-related is deleted only once
+//!   every planned link of its target is up and both ends were read this pass; a target that
+//!   left the plan is cleaned up without waiting.
+//! - **Deletes are exact**: each carries the uid it was observed with.
+//! - **Order**: deletions on a target of teardown phase `p` wait while a target of a lower
+//!   phase still has deletions to make or is leaving and not known empty
+//!   ([`NetworkBackend::teardown_phase`]); [`Engine::teardown`] removes phase by phase.
+//! - **Operations in flight**: a target reporting [`Observed::operations`] gets no writes
+//!   and is reported [`TargetOutcome::InFlight`], never converged, until they finish.
 //!
 //! # Caveats
-//! - A target that cannot be observed is not rendered against: its objects are neither
-//!   applied nor deleted in that pass.
 //! - The health in a report is read before the pass's own writes; the next pass sees them.
+//! - A retained object is frozen, not repaired: drift on it waits until its dependency can
+//!   be read again.
 
 mod report;
 
-pub use report::{ReconcileReport, TargetOutcome, TargetReport, TeardownReport};
+pub use report::{
+    ReconcileReport, RejectedObject, TargetOutcome, TargetReport, TeardownOutcome, TeardownReport,
+};
 
 use crate::api::{FIELD_MANAGER, LinkPhase};
 use crate::backend::{
-    BackendError, DesiredObject, Health, NetworkBackend, ObjectKey, Observed, Target,
-    check_capabilities, drops_applied_fields, is_subset,
+    BackendError, Deletion, DesiredObject, DesiredState, Health, NetworkBackend, ObjectKey,
+    Observed, Target, check_capabilities, drops_applied_fields, is_subset,
 };
 use crate::plan::{NetworkPlan, NetworkRef};
 use backon::{ExponentialBuilder, Retryable};
@@ -95,6 +119,9 @@ enum Failure {
 impl Failure {
     fn outcome(&self) -> TargetOutcome {
         match self {
+            Self::Error(BackendError::Gone { reason, .. }) => TargetOutcome::Gone {
+                reason: reason.clone(),
+            },
             Self::Error(e) => TargetOutcome::Failed {
                 error: e.to_string(),
             },
@@ -103,12 +130,31 @@ impl Failure {
     }
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Error(e) => write!(f, "{e}"),
+            Self::TimedOut => f.write_str("timed out"),
+        }
+    }
+}
+
+/// What to do on one target this pass.
+#[derive(Default)]
 struct TargetWork {
-    target: Target,
     apply: Vec<DesiredObject>,
-    delete: Vec<ObjectKey>,
+    delete: Vec<Deletion>,
     waiting: usize,
-    leaving: bool,
+    retained: usize,
+}
+
+/// What writing to one target did.
+struct WriteResult {
+    applied: usize,
+    deleted: usize,
+    rejected: Vec<RejectedObject>,
+    /// Set when the target stopped answering: the remaining writes were not attempted.
+    broken: Option<Failure>,
 }
 
 impl Engine {
@@ -122,12 +168,12 @@ impl Engine {
         &self.backend
     }
 
-    /// One pass over a network. `known_targets` are targets the network may still own
-    /// objects on (from its last status); those not in the plan are cleaned up.
+    /// One pass over a network. `recorded` are the targets in the network's inventory: the
+    /// only ones written to. Recorded targets that are not planned are cleaned up.
     pub async fn reconcile(
         &self,
         plan: &NetworkPlan,
-        known_targets: &BTreeSet<Target>,
+        recorded: &BTreeSet<Target>,
     ) -> ReconcileReport {
         let mut invalid = check_capabilities(&self.backend.capabilities(), plan);
         invalid.extend(self.backend.validate(plan));
@@ -140,27 +186,33 @@ impl Engine {
         }
 
         let planned = self.backend.targets(plan);
-        let leaving: BTreeSet<Target> = known_targets.difference(&planned).cloned().collect();
-        let all: Vec<Target> = planned.union(&leaving).cloned().collect();
-
-        let observations = self.observe_all(&all, &plan.network).await;
+        let leaving: BTreeSet<Target> = recorded.difference(&planned).cloned().collect();
         let mut report = ReconcileReport::default();
+        for target in planned.difference(recorded) {
+            warn!(network = %plan.network, %target, "planned target not in the inventory; not written");
+            report.targets.insert(
+                target.clone(),
+                TargetReport::new(
+                    TargetOutcome::Failed {
+                        error: "not recorded in the network's inventory yet".into(),
+                    },
+                    false,
+                ),
+            );
+        }
+        let all: Vec<Target> = recorded.iter().cloned().collect();
+
         let mut observed = BTreeMap::new();
-        for (target, result) in observations {
+        for (target, result) in self.observe_all(&all, &plan.network).await {
             match result {
                 Ok(obs) => {
                     observed.insert(target, obs);
                 }
                 Err(failure) => {
                     let leaving = leaving.contains(&target);
-                    report.targets.insert(
-                        target,
-                        TargetReport {
-                            outcome: failure.outcome(),
-                            leaving,
-                            orphans_waiting: 0,
-                        },
-                    );
+                    report
+                        .targets
+                        .insert(target, TargetReport::new(failure.outcome(), leaving));
                 }
             }
         }
@@ -175,27 +227,71 @@ impl Engine {
         };
         report.health = self.backend.assess(plan, &observed);
 
-        let work: Vec<TargetWork> = observed
+        let unobserved: BTreeSet<&str> = all
             .iter()
+            .filter(|t| !observed.contains_key(*t))
+            .filter_map(Target::member)
+            .collect();
+        let mut work: BTreeMap<Target, TargetWork> = observed
+            .iter()
+            .filter(|(_, obs)| obs.operations.is_empty())
             .map(|(target, obs)| {
-                let wanted: &[DesiredObject] =
-                    desired.targets.get(target).map_or(&[], Vec::as_slice);
-                self.diff(
-                    target,
-                    wanted,
-                    obs,
-                    leaving.contains(target),
-                    &report.health,
-                )
+                let links_safe =
+                    leaving.contains(target) || links_up_for(target, &report.health, &unobserved);
+                (target.clone(), self.diff(target, &desired, obs, links_safe))
             })
             .collect();
-        for (target, outcome, w) in self.write_all(work).await {
+        self.order_deletions(&mut work, &leaving, &observed);
+
+        for (target, obs) in observed.iter().filter(|(_, o)| !o.operations.is_empty()) {
+            let operations = obs
+                .operations
+                .iter()
+                .map(|o| format!("{} ({})", o.description, o.id))
+                .collect();
+            debug!(%target, "operations in flight; nothing written");
+            report.targets.insert(
+                target.clone(),
+                TargetReport::new(
+                    TargetOutcome::InFlight { operations },
+                    leaving.contains(target),
+                ),
+            );
+        }
+        let counts: BTreeMap<Target, (usize, usize)> = work
+            .iter()
+            .map(|(t, w)| (t.clone(), (w.waiting, w.retained)))
+            .collect();
+        for (target, result) in self.write_all(work).await {
+            let (waiting, retained) = counts.get(&target).copied().unwrap_or_default();
+            let outcome = match result.broken {
+                Some(failure) => failure.outcome(),
+                None if result.applied + result.deleted == 0 && !result.rejected.is_empty() => {
+                    TargetOutcome::Failed {
+                        error: format!("{} objects refused", result.rejected.len()),
+                    }
+                }
+                None if result.applied + result.deleted == 0 => TargetOutcome::Converged,
+                None => TargetOutcome::Changed {
+                    applied: result.applied,
+                    deleted: result.deleted,
+                },
+            };
+            for r in &result.rejected {
+                warn!(%target, object = %r.key, error = %r.error, "object rejected");
+            }
+            if let TargetOutcome::Failed { error } = &outcome {
+                warn!(%target, %error, "target failed");
+            }
+            let leaving = leaving.contains(&target);
             report.targets.insert(
                 target,
                 TargetReport {
                     outcome,
-                    leaving: w.0,
-                    orphans_waiting: w.1,
+                    leaving,
+                    orphans_waiting: waiting,
+                    retained,
+                    rejected: result.rejected,
                 },
             );
         }
@@ -203,129 +299,238 @@ impl Engine {
         report
     }
 
-    /// Removes everything the network owns from `targets`. Call again until
-    /// [`TeardownReport::is_complete`]; unreachable targets are reported, not skipped.
+    /// Removes everything the network owns from `targets`, lower teardown phases first: a
+    /// phase starts only once every target of the phases before it is clean. Call again
+    /// until [`TeardownReport::is_complete`]; unreachable targets are reported, not skipped;
+    /// a target that is gone for good counts as done ([`TeardownOutcome::Gone`]).
     pub async fn teardown(
         &self,
         network: &NetworkRef,
         targets: &BTreeSet<Target>,
     ) -> TeardownReport {
-        let results = self
-            .for_each_target(targets.iter().cloned().collect(), |target| {
-                let backend = self.backend.clone();
-                let network = network.clone();
-                async move {
-                    let obs = self.retrying(|| backend.observe(&target, &network)).await?;
-                    let owned: Vec<ObjectKey> = obs
-                        .objects
-                        .iter()
-                        .filter(|o| o.owned)
-                        .map(|o| o.key.clone())
-                        .collect();
-                    if !owned.is_empty() {
-                        self.retrying(|| backend.delete(&target, &owned)).await?;
-                    }
-                    Ok(owned.len())
-                }
-            })
-            .await;
-        TeardownReport {
-            targets: results
-                .into_iter()
-                .map(|(t, r)| {
-                    let r = r.map_err(|f| match f {
-                        Failure::Error(e) => e.to_string(),
-                        Failure::TimedOut => "timed out".to_owned(),
-                    });
-                    (t, r)
-                })
-                .collect(),
+        let mut phases: BTreeMap<u8, Vec<Target>> = BTreeMap::new();
+        for t in targets {
+            phases
+                .entry(self.backend.teardown_phase(t))
+                .or_default()
+                .push(t.clone());
         }
+        let mut report = TeardownReport::default();
+        let mut blocked_by: Option<u8> = None;
+        for (phase, targets) in phases {
+            if let Some(earlier) = blocked_by {
+                for t in targets {
+                    let why = format!("waiting for the targets of teardown phase {earlier}");
+                    report.targets.insert(t, Err(why));
+                }
+                continue;
+            }
+            let results = self
+                .for_each_target(targets, |target| self.teardown_target(target, network))
+                .await;
+            for (t, r) in results {
+                let r = match r {
+                    Ok(outcome) => Ok(outcome),
+                    Err(Failure::Error(BackendError::Gone { reason, .. })) => {
+                        Ok(TeardownOutcome::Gone { reason })
+                    }
+                    Err(f) => Err(f.to_string()),
+                };
+                if r.is_err() {
+                    blocked_by = Some(phase);
+                }
+                report.targets.insert(t, r);
+            }
+        }
+        report
+    }
+
+    async fn teardown_target(
+        &self,
+        target: Target,
+        network: &NetworkRef,
+    ) -> Result<TeardownOutcome, BackendError> {
+        let backend = self.backend.clone();
+        let obs = self.retrying(|| backend.observe(&target, network)).await?;
+        if let Some(op) = obs.operations.first() {
+            return Err(BackendError::Other(format!(
+                "waiting for {} ({}) to finish",
+                op.description, op.id
+            )));
+        }
+        let owned: Vec<Deletion> = obs
+            .objects
+            .iter()
+            .filter(|o| o.owned)
+            .map(|o| o.deletion())
+            .collect();
+        if owned.is_empty() {
+            return Ok(TeardownOutcome::Clean { deleted: 0 });
+        }
+        for d in &owned {
+            self.retrying(|| backend.delete(&target, std::slice::from_ref(d)))
+                .await?;
+        }
+        // Objects with finalizers of their own (an upstream controller's cleanup) linger:
+        // only a read that finds none proves the target clean.
+        let after = self.retrying(|| backend.observe(&target, network)).await?;
+        let left = after.objects.iter().filter(|o| o.owned).count();
+        if left > 0 {
+            return Err(BackendError::Other(format!(
+                "{left} objects still being removed"
+            )));
+        }
+        Ok(TeardownOutcome::Clean {
+            deleted: owned.len(),
+        })
     }
 
     fn diff(
         &self,
         target: &Target,
-        wanted: &[DesiredObject],
+        desired: &DesiredState,
         observed: &Observed,
-        leaving: bool,
-        health: &Health,
+        links_safe: bool,
     ) -> TargetWork {
+        let wanted: &[DesiredObject] = desired.targets.get(target).map_or(&[], Vec::as_slice);
+        let retained = |k: &ObjectKey| desired.is_retained(target, k);
         let apply: Vec<DesiredObject> = wanted
             .iter()
+            .filter(|d| !retained(&d.key))
             .filter(|d| {
                 observed.get(&d.key).is_none_or(|o| {
-                    !is_subset(&d.body, &o.body)
+                    !o.owned
+                        || !is_subset(&d.body, &o.body)
                         || drops_applied_fields(&d.body, &o.body, FIELD_MANAGER)
                 })
             })
             .cloned()
             .collect();
         let wanted_keys: BTreeSet<&ObjectKey> = wanted.iter().map(|d| &d.key).collect();
-        let orphans = observed
+        let kept = observed
             .objects
             .iter()
-            .filter(|o| o.owned && !wanted_keys.contains(&o.key));
-        let links_up = leaving || links_up_for(target, health);
-        let (delete, waiting): (Vec<ObjectKey>, Vec<ObjectKey>) = orphans
-            .map(|o| o.key.clone())
-            .partition(|k| links_up || !self.backend.waits_for_links(k));
+            .filter(|o| o.owned && retained(&o.key))
+            .count();
+        let (delete, waiting): (Vec<Deletion>, Vec<Deletion>) = observed
+            .objects
+            .iter()
+            .filter(|o| o.owned && !wanted_keys.contains(&o.key) && !retained(&o.key))
+            .map(|o| o.deletion())
+            .partition(|d| links_safe || !self.backend.waits_for_links(&d.key));
         TargetWork {
-            target: target.clone(),
             apply,
             delete,
             waiting: waiting.len(),
-            leaving,
+            retained: kept,
         }
     }
 
-    async fn write_all(
+    /// Holds back the deletions of targets whose teardown phase is later than that of a
+    /// target which still has deletions to make or is leaving without having been read.
+    fn order_deletions(
         &self,
-        work: Vec<TargetWork>,
-    ) -> Vec<(Target, TargetOutcome, (bool, usize))> {
-        let meta: BTreeMap<Target, (bool, usize, usize, usize)> = work
+        work: &mut BTreeMap<Target, TargetWork>,
+        leaving: &BTreeSet<Target>,
+        observed: &BTreeMap<Target, Observed>,
+    ) {
+        let busy_phases = work
             .iter()
-            .map(|w| {
-                (
-                    w.target.clone(),
-                    (w.leaving, w.waiting, w.apply.len(), w.delete.len()),
-                )
-            })
-            .collect();
-        let by_target: BTreeMap<Target, TargetWork> =
-            work.into_iter().map(|w| (w.target.clone(), w)).collect();
+            .filter(|(_, w)| !w.delete.is_empty())
+            .map(|(t, _)| t)
+            .chain(leaving.iter().filter(|t| {
+                observed
+                    .get(*t)
+                    .is_none_or(|o| o.objects.iter().any(|x| x.owned))
+            }))
+            .map(|t| self.backend.teardown_phase(t));
+        let Some(first_busy) = busy_phases.min() else {
+            return;
+        };
+        for (target, w) in work.iter_mut() {
+            if self.backend.teardown_phase(target) > first_busy && !w.delete.is_empty() {
+                w.waiting += w.delete.len();
+                w.delete.clear();
+            }
+        }
+    }
+
+    async fn write_all(&self, work: BTreeMap<Target, TargetWork>) -> Vec<(Target, WriteResult)> {
+        let targets: Vec<Target> = work.keys().cloned().collect();
         let results = self
-            .for_each_target(meta.keys().cloned().collect(), |target| {
-                let backend = self.backend.clone();
-                let w = by_target.get(&target);
+            .for_each_target(targets, |target| {
+                let w = work.get(&target);
                 async move {
-                    let Some(w) = w else { return Ok(()) };
-                    if !w.apply.is_empty() {
-                        self.retrying(|| backend.apply(&target, &w.apply)).await?;
-                    }
-                    if !w.delete.is_empty() {
-                        self.retrying(|| backend.delete(&target, &w.delete)).await?;
-                    }
-                    Ok(())
+                    let Some(w) = w else {
+                        return Ok(WriteResult {
+                            applied: 0,
+                            deleted: 0,
+                            rejected: Vec::new(),
+                            broken: None,
+                        });
+                    };
+                    Ok(self.write_target(&target, w).await)
                 }
             })
             .await;
         results
             .into_iter()
-            .map(|(target, result)| {
-                let (leaving, waiting, applied, deleted) =
-                    meta.get(&target).copied().unwrap_or_default();
-                let outcome = match result {
-                    Ok(()) if applied + deleted == 0 => TargetOutcome::Converged,
-                    Ok(()) => TargetOutcome::Changed { applied, deleted },
-                    Err(failure) => failure.outcome(),
-                };
-                if let TargetOutcome::Failed { error } = &outcome {
-                    warn!(%target, %error, "target failed");
-                }
-                (target, outcome, (leaving, waiting))
+            .map(|(target, r)| {
+                let r = r.unwrap_or_else(|failure| WriteResult {
+                    applied: 0,
+                    deleted: 0,
+                    rejected: Vec::new(),
+                    broken: Some(failure),
+                });
+                (target, r)
             })
             .collect()
+    }
+
+    /// Applies, then deletes, object by object. An object the target refuses is recorded
+    /// and skipped; a target that stops answering (retries exhausted on a retryable error)
+    /// ends the writes to it.
+    async fn write_target(&self, target: &Target, w: &TargetWork) -> WriteResult {
+        let backend = self.backend.clone();
+        let mut result = WriteResult {
+            applied: 0,
+            deleted: 0,
+            rejected: Vec::new(),
+            broken: None,
+        };
+        for object in &w.apply {
+            match self
+                .retrying(|| backend.apply(target, std::slice::from_ref(object)))
+                .await
+            {
+                Ok(()) => result.applied += 1,
+                Err(e) if e.is_retryable() => {
+                    result.broken = Some(Failure::Error(e));
+                    return result;
+                }
+                Err(e) => result.rejected.push(RejectedObject {
+                    key: object.key.clone(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        for d in &w.delete {
+            match self
+                .retrying(|| backend.delete(target, std::slice::from_ref(d)))
+                .await
+            {
+                Ok(()) => result.deleted += 1,
+                Err(e) if e.is_retryable() => {
+                    result.broken = Some(Failure::Error(e));
+                    return result;
+                }
+                Err(e) => result.rejected.push(RejectedObject {
+                    key: d.key.clone(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        result
     }
 
     async fn observe_all(
@@ -388,9 +593,10 @@ impl Engine {
     }
 }
 
-/// Whether every planned link involving the target's member is up. Targets that are not a
-/// member (a broker, a controller) wait for every link.
-fn links_up_for(target: &Target, health: &Health) -> bool {
+/// Whether every planned link involving the target's member is up, with both of its ends
+/// read this pass. Targets that are not a member (a broker, a controller) wait for every
+/// link.
+fn links_up_for(target: &Target, health: &Health, unobserved: &BTreeSet<&str>) -> bool {
     let member = match target {
         Target::Member(m) => Some(m.as_str()),
         Target::Broker(_) | Target::Controller(_) => None,
@@ -399,8 +605,14 @@ fn links_up_for(target: &Target, health: &Health) -> bool {
         .links
         .iter()
         .filter(|l| member.is_none_or(|m| l.dialer == m || l.acceptor == m))
-        .all(|l| l.phase == LinkPhase::Up)
+        .all(|l| {
+            l.phase == LinkPhase::Up
+                && !unobserved.contains(l.dialer.as_str())
+                && !unobserved.contains(l.acceptor.as_str())
+        })
 }
 
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! What one engine pass did, per target.
 
-use crate::backend::{Health, Target, ValidationIssue};
+use crate::backend::{Health, ObjectKey, Target, ValidationIssue};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -24,13 +24,37 @@ pub enum TargetOutcome {
     },
     /// The target did not answer within the per-target timeout.
     TimedOut,
+    /// The target is gone for good (its `MemberCluster` was removed): nothing of the
+    /// network can be reached there any more.
+    Gone {
+        /// Why it counts as gone.
+        reason: String,
+    },
+    /// The target is still carrying out operations; nothing was written this pass.
+    InFlight {
+        /// The operations, for status.
+        operations: Vec<String>,
+    },
 }
 
 impl TargetOutcome {
-    /// Whether the target is in trouble (failed or timed out).
+    /// Whether the target is in trouble (failed, timed out, gone).
     pub fn is_error(&self) -> bool {
-        matches!(self, Self::Failed { .. } | Self::TimedOut)
+        matches!(
+            self,
+            Self::Failed { .. } | Self::TimedOut | Self::Gone { .. }
+        )
     }
+}
+
+/// One object a target refused, and why (never with secret values).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedObject {
+    /// The object.
+    pub key: ObjectKey,
+    /// The target's answer.
+    pub error: String,
 }
 
 /// The report of one target.
@@ -42,8 +66,30 @@ pub struct TargetReport {
     /// Whether the target left the plan (its objects are being removed).
     pub leaving: bool,
     /// Owned objects no longer desired, kept until the target's new links are up
-    /// (make before break).
+    /// (make before break) or until targets of an earlier teardown phase are clean.
     pub orphans_waiting: usize,
+    /// Owned objects kept exactly as they are because what they depend on could not be read.
+    pub retained: usize,
+    /// Objects the target refused this pass; the others were written.
+    pub rejected: Vec<RejectedObject>,
+}
+
+impl TargetReport {
+    /// A report with only an outcome.
+    pub fn new(outcome: TargetOutcome, leaving: bool) -> Self {
+        Self {
+            outcome,
+            leaving,
+            orphans_waiting: 0,
+            retained: 0,
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Whether the target is in trouble: its outcome is an error, or it refused objects.
+    pub fn is_failing(&self) -> bool {
+        self.outcome.is_error() || !self.rejected.is_empty()
+    }
 }
 
 /// The result of one engine pass over a network.
@@ -72,29 +118,63 @@ impl ReconcileReport {
             .sum()
     }
 
-    /// Targets that failed or timed out.
+    /// Targets that failed, timed out, are gone or refused objects.
     pub fn failing_targets(&self) -> impl Iterator<Item = (&Target, &TargetReport)> {
-        self.targets.iter().filter(|(_, r)| r.outcome.is_error())
+        self.targets.iter().filter(|(_, r)| r.is_failing())
     }
 
     /// Whether the pass found everything in place: valid, nothing written, nothing failing,
-    /// nothing waiting for removal. A leaving target found empty counts as done.
+    /// nothing waiting for removal or kept frozen. A leaving target found empty counts as
+    /// done.
     pub fn is_converged(&self) -> bool {
         self.invalid.is_empty()
             && self.render_error.is_none()
-            && self
-                .targets
-                .values()
-                .all(|t| t.outcome == TargetOutcome::Converged && t.orphans_waiting == 0)
+            && self.targets.values().all(|t| {
+                t.outcome == TargetOutcome::Converged
+                    && t.orphans_waiting == 0
+                    && t.retained == 0
+                    && t.rejected.is_empty()
+            })
     }
+
+    /// Targets that left the plan and hold nothing of the network any more (found empty
+    /// this pass), or are gone for good: the inventory can forget them.
+    pub fn released_targets(&self) -> impl Iterator<Item = &Target> {
+        self.targets
+            .iter()
+            .filter(|(_, r)| {
+                r.leaving
+                    && (matches!(r.outcome, TargetOutcome::Gone { .. })
+                        || (r.outcome == TargetOutcome::Converged
+                            && r.orphans_waiting == 0
+                            && r.rejected.is_empty()))
+            })
+            .map(|(t, _)| t)
+    }
+}
+
+/// How tearing down one target ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "camelCase")]
+pub enum TeardownOutcome {
+    /// A read found nothing of the network left; `deleted` objects were removed this call.
+    Clean {
+        /// Objects deleted by this call.
+        deleted: usize,
+    },
+    /// The target is gone for good; whatever was there cannot be reached.
+    Gone {
+        /// Why it counts as gone.
+        reason: String,
+    },
 }
 
 /// The result of tearing a network down.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TeardownReport {
-    /// Per target: `Ok(n)` objects were deleted and none remain, or why not.
-    pub targets: BTreeMap<Target, Result<usize, String>>,
+    /// Per target: clean (or gone), or why not yet.
+    pub targets: BTreeMap<Target, Result<TeardownOutcome, String>>,
 }
 
 impl TeardownReport {
@@ -108,5 +188,13 @@ impl TeardownReport {
         self.targets
             .iter()
             .filter_map(|(t, r)| r.as_ref().err().map(|e| (t, e)))
+    }
+
+    /// Targets found gone for good, with why.
+    pub fn gone(&self) -> impl Iterator<Item = (&Target, &String)> {
+        self.targets.iter().filter_map(|(t, r)| match r {
+            Ok(TeardownOutcome::Gone { reason }) => Some((t, reason)),
+            _ => None,
+        })
     }
 }

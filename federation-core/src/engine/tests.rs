@@ -36,20 +36,14 @@ fn render(plan: &NetworkPlan) -> DesiredState {
         let key = site_key(&m.name);
         desired.push(
             Target::Member(m.name.clone()),
-            DesiredObject {
-                body: json!({"spec": {"name": key.name}}),
-                key,
-            },
+            DesiredObject::new(key.clone(), json!({"spec": {"name": key.name}})),
         );
     }
     for l in &plan.topology.links {
         let key = link_key(&l.dialer, &l.acceptor);
         desired.push(
             Target::Member(l.dialer.clone()),
-            DesiredObject {
-                body: json!({"spec": {"cost": l.cost}}),
-                key,
-            },
+            DesiredObject::new(key, json!({"spec": {"cost": l.cost}})),
         );
     }
     desired
@@ -111,6 +105,7 @@ fn backend(store: &Store) -> MockNetworkBackend {
     b.expect_assess().returning(assess);
     b.expect_waits_for_links()
         .returning(|key| key.kind == "Link");
+    b.expect_teardown_phase().returning(|_| 0);
     let s = store.clone();
     b.expect_observe().returning(move |target, _| {
         let store = s.lock().unwrap();
@@ -124,7 +119,10 @@ fn backend(store: &Store) -> MockNetworkBackend {
                 owned: true,
             })
             .collect();
-        Ok(Observed { objects })
+        Ok(Observed {
+            objects,
+            operations: Vec::new(),
+        })
     });
     b
 }
@@ -140,11 +138,11 @@ fn expect_store_writes(b: &mut MockNetworkBackend, store: &Store) {
         Ok(())
     });
     let s = store.clone();
-    b.expect_delete().returning(move |target, keys| {
+    b.expect_delete().returning(move |target, deletions| {
         let mut store = s.lock().unwrap();
         if let Some(entry) = store.get_mut(target) {
-            for k in keys {
-                entry.remove(k);
+            for d in deletions {
+                entry.remove(&d.key);
             }
         }
         Ok(())
@@ -169,6 +167,14 @@ fn config() -> EngineConfig {
     }
 }
 
+/// The targets of a plan: what the controller records before the engine writes.
+fn targets_of(plan: &NetworkPlan) -> BTreeSet<Target> {
+    plan.members
+        .iter()
+        .map(|m| Target::Member(m.name.clone()))
+        .collect()
+}
+
 fn member(name: &str) -> Target {
     Target::Member(name.into())
 }
@@ -191,7 +197,7 @@ async fn happy_path_converges_and_second_pass_writes_nothing() {
         &[],
     );
 
-    let first = engine.reconcile(&plan, &BTreeSet::new()).await;
+    let first = engine.reconcile(&plan, &targets_of(&plan)).await;
     assert!(first.invalid.is_empty());
     assert_eq!(first.writes(), 3 + 3, "three sites and three links");
     assert!(!first.is_converged());
@@ -205,7 +211,7 @@ async fn happy_path_converges_and_second_pass_writes_nothing() {
     b.expect_apply().times(0);
     b.expect_delete().times(0);
     let engine = Engine::new(Arc::new(b), config());
-    let second = engine.reconcile(&plan, &BTreeSet::new()).await;
+    let second = engine.reconcile(&plan, &targets_of(&plan)).await;
     assert_eq!(second.writes(), 0);
     assert!(second.is_converged(), "{second:?}");
     assert!(second.health.links.iter().all(|l| l.phase == LinkPhase::Up));
@@ -235,7 +241,7 @@ async fn one_failing_target_does_not_stop_the_others() {
         &["a", "b", "c"],
         &[],
     );
-    let report = engine.reconcile(&plan, &BTreeSet::new()).await;
+    let report = engine.reconcile(&plan, &targets_of(&plan)).await;
 
     assert!(matches!(
         report.targets[&member("b")].outcome,
@@ -303,7 +309,7 @@ async fn a_hung_target_times_out_while_the_others_converge() {
     );
 
     let started = tokio::time::Instant::now();
-    let report = engine.reconcile(&plan, &BTreeSet::new()).await;
+    let report = engine.reconcile(&plan, &targets_of(&plan)).await;
     assert_eq!(
         report.targets[&member("b")].outcome,
         TargetOutcome::TimedOut
@@ -364,8 +370,8 @@ impl NetworkBackend for HangingBackend {
     async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
         self.inner.apply(target, objects).await
     }
-    async fn delete(&self, target: &Target, keys: &[ObjectKey]) -> Result<(), BackendError> {
-        self.inner.delete(target, keys).await
+    async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError> {
+        self.inner.delete(target, objects).await
     }
     fn waits_for_links(&self, key: &ObjectKey) -> bool {
         self.inner.waits_for_links(key)
@@ -397,13 +403,16 @@ async fn retryable_errors_are_retried_until_success() {
     });
     let engine = Engine::new(Arc::new(b), config());
     let plan = plan_of(&network("net", &["a", "b"], full_mesh()), &["a", "b"], &[]);
-    let report = engine.reconcile(&plan, &BTreeSet::new()).await;
+    let report = engine.reconcile(&plan, &targets_of(&plan)).await;
     for t in [member("a"), member("b")] {
-        assert!(
-            matches!(report.targets[&t].outcome, TargetOutcome::Changed { .. }),
-            "{report:?}"
+        let TargetOutcome::Changed { applied, .. } = report.targets[&t].outcome else {
+            panic!("{report:?}");
+        };
+        assert_eq!(
+            calls.lock().unwrap()[&t],
+            applied + 1,
+            "one failure, retried, then one call per object"
         );
-        assert_eq!(calls.lock().unwrap()[&t], 2, "one failure, one success");
     }
 }
 
@@ -411,13 +420,16 @@ async fn retryable_errors_are_retried_until_success() {
 async fn non_retryable_errors_are_not_retried() {
     let store = Store::default();
     let mut b = backend(&store);
+    // Two sites and one link: three objects, each tried once.
     b.expect_apply()
-        .times(2)
+        .times(3)
         .returning(|_, _| Err(BackendError::Render("bad object".into())));
     let engine = Engine::new(Arc::new(b), config());
     let plan = plan_of(&network("net", &["a", "b"], full_mesh()), &["a", "b"], &[]);
-    let report = engine.reconcile(&plan, &BTreeSet::new()).await;
+    let report = engine.reconcile(&plan, &targets_of(&plan)).await;
     assert_eq!(report.failing_targets().count(), 2);
+    let rejected: usize = report.targets.values().map(|t| t.rejected.len()).sum();
+    assert_eq!(rejected, 3, "every refused object is named: {report:?}");
 }
 
 #[tokio::test]
@@ -428,7 +440,7 @@ async fn a_removed_member_is_cleaned_up_everywhere() {
         &["a", "b", "c"],
         &[],
     );
-    engine.reconcile(&three, &BTreeSet::new()).await;
+    engine.reconcile(&three, &targets_of(&three)).await;
     assert!(!keys_in(&store, &member("c")).is_empty());
 
     let two = plan_of(&network("net", &["a", "b"], full_mesh()), &["a", "b"], &[]);
@@ -460,7 +472,7 @@ async fn new_links_are_made_before_old_ones_are_broken() {
     let (store, engine) = engine_over_store();
     let members = ["a", "b", "c"];
     let via_a = plan_of(&network("net", &members, hub_spoke(&["a"])), &members, &[]);
-    engine.reconcile(&via_a, &BTreeSet::new()).await;
+    engine.reconcile(&via_a, &targets_of(&via_a)).await;
     let old: BTreeSet<ObjectKey> = keys_in(&store, &member("c"));
     assert!(old.iter().any(|k| k.kind == "Link"));
 
@@ -492,7 +504,7 @@ async fn a_field_fednet_applied_and_no_longer_sets_is_applied_away() {
     let (store, engine) = engine_over_store();
     let members = ["a", "b"];
     let plan = plan_of(&network("net", &members, full_mesh()), &members, &[]);
-    engine.reconcile(&plan, &BTreeSet::new()).await;
+    engine.reconcile(&plan, &targets_of(&plan)).await;
     // As the API server shows it: fednet once applied `spec.old` too (no longer rendered);
     // another writer owns `spec.extra`.
     {
@@ -509,7 +521,7 @@ async fn a_field_fednet_applied_and_no_longer_sets_is_applied_away() {
             {"manager": "another", "operation": "Update", "fieldsV1": {"f:spec": {"f:extra": {}}}}
         ]);
     }
-    let pass = engine.reconcile(&plan, &BTreeSet::new()).await;
+    let pass = engine.reconcile(&plan, &targets_of(&plan)).await;
     assert_eq!(
         pass.targets[&member("a")].outcome,
         TargetOutcome::Changed {
@@ -520,7 +532,7 @@ async fn a_field_fednet_applied_and_no_longer_sets_is_applied_away() {
     assert_eq!(pass.targets[&member("b")].outcome, TargetOutcome::Converged);
     assert!(
         engine
-            .reconcile(&plan, &BTreeSet::new())
+            .reconcile(&plan, &targets_of(&plan))
             .await
             .is_converged()
     );
@@ -552,7 +564,7 @@ async fn an_invalid_plan_touches_nothing() {
         &["a", "b"],
         &[],
     );
-    let report = engine.reconcile(&plan, &BTreeSet::new()).await;
+    let report = engine.reconcile(&plan, &targets_of(&plan)).await;
     // Both the capability check (no HubSpoke) and the backend's own issue are reported.
     assert_eq!(report.invalid.len(), 2, "{:?}", report.invalid);
     assert!(report.targets.is_empty());
@@ -566,7 +578,7 @@ async fn teardown_removes_everything_owned() {
         &["a", "b", "c"],
         &[],
     );
-    engine.reconcile(&plan, &BTreeSet::new()).await;
+    engine.reconcile(&plan, &targets_of(&plan)).await;
     let targets: BTreeSet<Target> = ["a", "b", "c"].iter().map(|m| member(m)).collect();
     let report = engine.teardown(&plan.network, &targets).await;
     assert!(report.is_complete());

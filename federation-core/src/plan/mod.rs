@@ -15,7 +15,8 @@ pub use selector::{SelectorError, matches_selector};
 pub use services::{PortPlan, RejectedService, ServicePlan, routing_key};
 
 use crate::api::{
-    BackendSpec, FederatedNetwork, FederatedService, MemberCluster, MemberNetwork, TopologyKind,
+    ABANDON_ANNOTATION, BackendSpec, FederatedNetwork, FederatedService, MemberCluster,
+    MemberNetwork, TopologyKind,
 };
 use crate::topology::{self, MemberNode, Strategy, Topology, TopologyError};
 use serde::Serialize;
@@ -57,6 +58,10 @@ pub struct NetworkPlan {
     pub services: Vec<ServicePlan>,
     /// Shared services that cannot, with why (reported in their status).
     pub rejected_services: Vec<RejectedService>,
+    /// Members the network selects that cannot take part, with why: named without a
+    /// `MemberCluster`, being deleted, or abandoned. Left out of the plan (so what the
+    /// network had there is removed while it can still be reached) and named in status.
+    pub missing_members: BTreeMap<String, String>,
 }
 
 impl NetworkPlan {
@@ -97,9 +102,6 @@ impl NetworkPlan {
 /// applied for a network that cannot be planned.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    /// `spec.members.names` names a member with no `MemberCluster`.
-    #[error("member {0} has no MemberCluster on the hub")]
-    MemberNotFound(String),
     /// The member selector is malformed.
     #[error("spec.members.selector: {0}")]
     Selector(#[from] SelectorError),
@@ -118,7 +120,6 @@ impl PlanError {
     /// Stable CamelCase reason for conditions and events.
     pub fn reason(&self) -> &'static str {
         match self {
-            Self::MemberNotFound(_) => "MemberNotFound",
             Self::Selector(_) => "InvalidSelector",
             Self::NoMembers => "NoMembers",
             Self::Topology(_) => "InvalidTopology",
@@ -151,11 +152,16 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
         .collect();
 
     let mut selected: BTreeMap<&str, &MemberCluster> = BTreeMap::new();
+    let mut missing_members = BTreeMap::new();
     for name in &spec.members.names {
-        let mc = by_name
-            .get(name.as_str())
-            .ok_or_else(|| PlanError::MemberNotFound(name.clone()))?;
-        selected.insert(name, mc);
+        match by_name.get(name.as_str()) {
+            Some(mc) => {
+                selected.insert(name, mc);
+            }
+            None => {
+                missing_members.insert(name.clone(), "no MemberCluster on the hub".to_owned());
+            }
+        }
     }
     if let Some(selector) = &spec.members.selector {
         for (name, mc) in &by_name {
@@ -164,6 +170,13 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
             }
         }
     }
+    selected.retain(|name, mc| match unusable(mc) {
+        Some(why) => {
+            missing_members.insert((*name).to_owned(), why.to_owned());
+            false
+        }
+        None => true,
+    });
     if selected.is_empty() {
         return Err(PlanError::NoMembers);
     }
@@ -216,7 +229,35 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
         topology,
         services,
         rejected_services,
+        missing_members,
     })
+}
+
+/// Why a selected member cannot take part any more, if it cannot.
+fn unusable(mc: &MemberCluster) -> Option<&'static str> {
+    let abandoned = mc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ABANDON_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    if abandoned {
+        Some("abandoned (fednet.io/abandon)")
+    } else if mc.metadata.deletion_timestamp.is_some() {
+        Some("its MemberCluster is being deleted")
+    } else {
+        None
+    }
+}
+
+/// Whether a member was given up for good: its `MemberCluster` carries
+/// [`ABANDON_ANNOTATION`] `"true"`.
+pub fn is_abandoned(mc: &MemberCluster) -> bool {
+    mc.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ABANDON_ANNOTATION))
+        .is_some_and(|v| v == "true")
 }
 
 #[cfg(test)]

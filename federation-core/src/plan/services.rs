@@ -39,6 +39,10 @@ pub struct ServicePlan {
     pub consumers: Arc<[String]>,
     /// Ports.
     pub ports: Vec<PortPlan>,
+    /// References the service makes that cannot be served (an exporter or consumer that is
+    /// not a member): left out, served to the rest, and named in the service's status.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// A shared service that cannot be planned, and why.
@@ -78,7 +82,14 @@ pub(super) fn plan_services(
             s.spec.network == network.name && s.namespace().as_deref() == Some(&network.namespace)
         })
         .collect();
-    mine.sort_by_key(|s| s.name_any());
+    // The oldest service keeps a contested name: a new service never takes over one that
+    // may already be in use (creation time, then name, for a stable order).
+    mine.sort_by(|a, b| {
+        let created = |s: &FederatedService| s.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        created(a)
+            .cmp(&created(b))
+            .then_with(|| a.name_any().cmp(&b.name_any()))
+    });
     let mut service_names: BTreeSet<(String, String)> = BTreeSet::new();
     let everyone: Arc<[String]> = members.iter().map(|m| (*m).to_owned()).collect();
     for svc in mine {
@@ -86,7 +97,7 @@ pub(super) fn plan_services(
         match plan_service(network, spec, members, &everyone, member_clusters, svc) {
             Ok(plan) => {
                 // Two FederatedServices publishing the same Service name in the same namespace
-                // would fight over one Listener; the first by name wins, the other is refused.
+                // would fight over one Listener; the oldest wins, the other is refused.
                 if service_names.insert((plan.namespace.clone(), plan.service_name.clone())) {
                     planned.push(plan);
                 } else {
@@ -128,28 +139,31 @@ fn plan_service(
             ),
         ));
     }
-    if let Some(e) = s
+    let mut problems = Vec::new();
+    let (mut exporters, strays): (Vec<ServiceExporter>, Vec<ServiceExporter>) = s
         .exporters
         .iter()
-        .find(|e| !members.contains(e.member.as_str()))
-    {
-        return Err((
-            "ExporterNotMember",
-            format!("exporter {} is not a member of the network", e.member),
+        .cloned()
+        .partition(|e| members.contains(e.member.as_str()));
+    for e in &strays {
+        problems.push(format!(
+            "exporter {} is not a member of the network",
+            e.member
         ));
+    }
+    if exporters.is_empty() {
+        return Err(("ExporterNotMember", problems.join("; ")));
     }
     let consumers: Arc<[String]> = match &s.consumers {
         None => everyone.clone(),
         Some(sel) => {
             let mut out = BTreeSet::new();
             for n in &sel.names {
-                if !members.contains(n.as_str()) {
-                    return Err((
-                        "ConsumerNotMember",
-                        format!("consumer {n} is not a member of the network"),
-                    ));
+                if members.contains(n.as_str()) {
+                    out.insert(n.clone());
+                } else {
+                    problems.push(format!("consumer {n} is not a member of the network"));
                 }
-                out.insert(n.clone());
             }
             if let Some(selector) = &sel.selector {
                 for mc in member_clusters
@@ -179,7 +193,6 @@ fn plan_service(
             routing_key: routing_key(network, &name, &p.name),
         })
         .collect();
-    let mut exporters = s.exporters.clone();
     exporters.sort_by(|a, b| a.member.cmp(&b.member));
     Ok(ServicePlan {
         name,
@@ -188,5 +201,6 @@ fn plan_service(
         exporters,
         consumers,
         ports,
+        problems,
     })
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::api::{ConsumerSelection, MemberNetwork};
+use crate::api::{ConsumerSelection, MemberNetwork, ServiceExporter};
 use crate::fixtures::{full_mesh, hub_spoke, member, network, plan_of, service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -69,14 +69,37 @@ fn selector_and_names_are_united() {
 }
 
 #[test]
-fn bad_input_is_a_typed_error() {
-    let net = network("prod", &["a", "ghost"], full_mesh());
-    let mcs = [member("a")];
+fn missing_deleted_and_abandoned_members_are_left_out_and_named() {
+    let net = network("prod", &["a", "b", "c", "ghost"], full_mesh());
+    let mut mcs = vec![member("a"), member("b"), member("c")];
+    mcs[1].metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+        ));
+    mcs[2].metadata.annotations =
+        Some([(crate::api::ABANDON_ANNOTATION.to_owned(), "true".to_owned())].into());
+    let plan = plan(input(&net, &mcs, &[], &BTreeSet::new())).unwrap();
     assert_eq!(
-        plan(input(&net, &mcs, &[], &BTreeSet::new())),
-        Err(PlanError::MemberNotFound("ghost".into()))
+        plan.members
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a"]
     );
+    assert_eq!(
+        plan.missing_members
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["b", "c", "ghost"]
+    );
+    assert!(plan.missing_members["ghost"].contains("no MemberCluster"));
+    assert!(plan.missing_members["b"].contains("being deleted"));
+    assert!(plan.missing_members["c"].contains("abandoned"));
+}
 
+#[test]
+fn bad_input_is_a_typed_error() {
     let net = network("prod", &["a", "b"], full_mesh());
     let mut mcs = vec![member("a"), member("b")];
     mcs[1].spec.cluster_id = "a".into();
@@ -95,26 +118,24 @@ fn invalid_services_are_rejected_alone() {
     let mut wrong_ns = service("wrong-ns", "prod", "a");
     wrong_ns.spec.namespace = "not-spanned".into();
     let stranger = service("stranger", "prod", "zz");
-    let mut bad_consumer = service("bad-consumer", "prod", "a");
-    bad_consumer.spec.consumers = Some(ConsumerSelection {
-        names: vec!["zz".into()],
-        selector: None,
-    });
+    let created = |s: &mut FederatedService, secs: i64| {
+        s.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(secs).unwrap(),
+        ));
+    };
+    // "ok" is older than "dup", which sorts first by name: the older keeps the Service name.
     let mut dup = service("dup", "prod", "b");
     dup.spec.service_name = "ok".into();
-    let ok = service("ok", "prod", "a");
-    let plan = plan_of(
-        &net,
-        &["a", "b"],
-        &[wrong_ns, stranger, bad_consumer, ok, dup],
-    );
-    // "dup" sorts before "ok", so "dup" wins the Service name and "ok" is refused.
+    created(&mut dup, 2000);
+    let mut ok = service("ok", "prod", "a");
+    created(&mut ok, 1000);
+    let plan = plan_of(&net, &["a", "b"], &[wrong_ns, stranger, dup, ok]);
     assert_eq!(
         plan.services
             .iter()
             .map(|s| s.name.as_str())
             .collect::<Vec<_>>(),
-        ["dup"]
+        ["ok"]
     );
     let reasons: BTreeMap<&str, &str> = plan
         .rejected_services
@@ -123,8 +144,45 @@ fn invalid_services_are_rejected_alone() {
         .collect();
     assert_eq!(reasons["wrong-ns"], "NamespaceNotInNetwork");
     assert_eq!(reasons["stranger"], "ExporterNotMember");
-    assert_eq!(reasons["bad-consumer"], "ConsumerNotMember");
-    assert_eq!(reasons["ok"], "ServiceNameConflict");
+    assert_eq!(reasons["dup"], "ServiceNameConflict");
+}
+
+#[test]
+fn a_bad_reference_is_left_out_and_the_rest_is_served() {
+    let net = network("prod", &["a", "b", "c"], full_mesh());
+    let mut svc = service("orders", "prod", "a");
+    svc.spec.exporters.push(ServiceExporter {
+        member: "zz".into(),
+        selector: Some([("app".to_owned(), "orders".to_owned())].into()),
+        host: None,
+    });
+    svc.spec.consumers = Some(ConsumerSelection {
+        names: vec!["b".into(), "ghost".into()],
+        selector: None,
+    });
+    let plan = plan_of(&net, &["a", "b", "c"], &[svc]);
+    assert!(
+        plan.rejected_services.is_empty(),
+        "{:?}",
+        plan.rejected_services
+    );
+    let served = &plan.services[0];
+    assert_eq!(
+        served
+            .exporters
+            .iter()
+            .map(|e| e.member.as_str())
+            .collect::<Vec<_>>(),
+        ["a"]
+    );
+    assert_eq!(&*served.consumers, ["b".to_owned()]);
+    assert_eq!(
+        served.problems,
+        [
+            "exporter zz is not a member of the network",
+            "consumer ghost is not a member of the network"
+        ]
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::api::{
     READY, condition_status, merge_condition,
 };
 use crate::backend::{Target, ValidationIssue};
-use crate::engine::{ReconcileReport, TargetOutcome};
+use crate::engine::{ReconcileReport, RejectedObject, TargetOutcome};
 use crate::plan::NetworkPlan;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -109,12 +109,22 @@ pub fn network_status(
     if let Some(plan) = plan {
         for m in &plan.members {
             let (phase, message) = match by_member.get(m.name.as_str()) {
+                Some((_, r)) if !r.rejected.is_empty() => {
+                    (MemberPhase::Failed, Some(rejected_message(&r.rejected)))
+                }
                 Some((_, r)) => match &r.outcome {
                     TargetOutcome::TimedOut => (
                         MemberPhase::Unreachable,
                         Some("did not answer in time".to_owned()),
                     ),
+                    TargetOutcome::Gone { reason } => {
+                        (MemberPhase::Unreachable, Some(format!("gone: {reason}")))
+                    }
                     TargetOutcome::Failed { error } => (MemberPhase::Failed, Some(error.clone())),
+                    TargetOutcome::InFlight { operations } => (
+                        MemberPhase::Pending,
+                        Some(format!("operations in flight: {}", operations.join(", "))),
+                    ),
                     _ if !m.healthy => (
                         MemberPhase::Unreachable,
                         Some("unreachable at the last probe".to_owned()),
@@ -122,6 +132,13 @@ pub fn network_status(
                     TargetOutcome::Changed { .. } => {
                         (MemberPhase::Pending, Some("applying".to_owned()))
                     }
+                    TargetOutcome::Converged if r.retained > 0 => (
+                        MemberPhase::Pending,
+                        Some(format!(
+                            "{} objects kept as they are until what they depend on can be read",
+                            r.retained
+                        )),
+                    ),
                     TargetOutcome::Converged => {
                         match report.health.members_not_ready.get(&m.name) {
                             Some(why) => (MemberPhase::Pending, Some(why.clone())),
@@ -150,6 +167,11 @@ pub fn network_status(
                 TargetOutcome::TimedOut => {
                     Some("teardown pending: did not answer in time".to_owned())
                 }
+                TargetOutcome::Gone { reason } => Some(format!("gone: {reason}")),
+                _ if !r.rejected.is_empty() => Some(format!(
+                    "teardown pending: {}",
+                    rejected_message(&r.rejected)
+                )),
                 _ => None,
             };
             members.push(MemberState {
@@ -162,6 +184,9 @@ pub fn network_status(
     members.sort_by(|a, b| a.name.cmp(&b.name));
     members.dedup_by(|a, b| a.name == b.name);
     status.members = members;
+    status.missing_members = plan
+        .map(|p| p.missing_members.keys().cloned().collect())
+        .unwrap_or_default();
 
     status.links = plan
         .map(|plan| {
@@ -192,15 +217,24 @@ pub fn network_status(
         .count();
     status.links_summary = Some(format!("{up}/{}", status.links.len()));
 
-    let failing: Vec<String> = report
+    let mut failing: Vec<String> = report
         .failing_targets()
         .map(|(t, _)| t.to_string())
         .collect();
+    if let Some(plan) = plan {
+        failing.extend(
+            plan.missing_members
+                .iter()
+                .map(|(m, why)| format!("member/{m} ({why})")),
+        );
+    }
+    let retained: usize = report.targets.values().map(|t| t.retained).sum();
     let waiting: usize = report.targets.values().map(|t| t.orphans_waiting).sum();
     let members_ready = status.members.iter().all(|m| m.phase == MemberPhase::Ready);
     let links_up = up == status.links.len();
     let ready = report.is_converged() && members_ready && links_up;
-    let progressing = !ready && failing.is_empty() || report.writes() > 0 || waiting > 0;
+    let progressing =
+        !ready && failing.is_empty() || report.writes() > 0 || waiting > 0 || retained > 0;
 
     let (ready_reason, ready_message) = if let Some(e) = &report.render_error {
         ("RenderFailed", e.clone())
@@ -221,7 +255,9 @@ pub fn network_status(
     } else {
         format!("failing: {}", failing.join(", "))
     };
-    let progressing_message = if waiting > 0 {
+    let progressing_message = if retained > 0 {
+        format!("{retained} objects kept as they are until what they depend on can be read")
+    } else if waiting > 0 {
         format!("{waiting} old objects kept until the new links are up")
     } else if report.writes() > 0 {
         format!("{} objects written this pass", report.writes())
@@ -252,4 +288,13 @@ pub fn network_status(
         merge_condition(&mut status.conditions, c, now);
     }
     status
+}
+
+/// A stable summary of refused objects: which, and the target's answer.
+fn rejected_message(rejected: &[RejectedObject]) -> String {
+    let parts: Vec<String> = rejected
+        .iter()
+        .map(|r| format!("{} refused: {}", r.key, r.error))
+        .collect();
+    parts.join("; ")
 }

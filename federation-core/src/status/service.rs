@@ -100,7 +100,11 @@ pub fn service_status(
             if all { "Idle" } else { "WaitingForBackend" },
             String::new(),
         ),
-        cond(DEGRADED, false, "AsExpected", String::new()),
+        if svc.problems.is_empty() {
+            cond(DEGRADED, false, "AsExpected", String::new())
+        } else {
+            cond(DEGRADED, true, "InvalidReferences", svc.problems.join("; "))
+        },
     ] {
         merge_condition(&mut status.conditions, c, now);
     }

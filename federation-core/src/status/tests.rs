@@ -11,11 +11,7 @@ fn converged_report(plan: &crate::plan::NetworkPlan) -> ReconcileReport {
             .members
             .iter()
             .map(|m| {
-                let r = TargetReport {
-                    outcome: TargetOutcome::Converged,
-                    leaving: false,
-                    orphans_waiting: 0,
-                };
+                let r = TargetReport::new(TargetOutcome::Converged, false);
                 (Target::Member(m.name.clone()), r)
             })
             .collect(),
@@ -96,11 +92,7 @@ fn pending_links_and_failures_show() {
     report.health.links[0].phase = LinkPhase::Pending;
     report.targets.insert(
         Target::Member("c".into()),
-        TargetReport {
-            outcome: TargetOutcome::TimedOut,
-            leaving: false,
-            orphans_waiting: 0,
-        },
+        TargetReport::new(TargetOutcome::TimedOut, false),
     );
     let status = network_status(None, Some(1), Some(&plan), Ok(&report), at(100));
     assert!(!status.conditions.is_true(READY));

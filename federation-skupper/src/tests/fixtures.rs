@@ -117,7 +117,7 @@ pub fn link_object(name: &str, conditions: Value, status: &str) -> ObservedObjec
 pub fn observed(entries: Vec<(&str, Vec<ObservedObject>)>) -> BTreeMap<Target, Observed> {
     entries
         .into_iter()
-        .map(|(m, objects)| (target(m), Observed { objects }))
+        .map(|(m, objects)| (target(m), Observed::of(objects)))
         .collect()
 }
 

@@ -99,6 +99,10 @@
 //! and only when something changes, so a converged network sees no writes from the double.
 //!
 //! # Faults
+//! [`SkupperControllerDouble::set_resolved`] takes the advertised addresses away from a
+//! cluster's router access: its Sites report no endpoints and Resolved pending (not Ready),
+//! while Links already made to it stay operational, since the router still listens.
+//!
 //! Each cluster is polled by its own task, every request under a timeout (3 s for a read, 2 s
 //! for a write), so a paused or killed API server stalls only its own task. A cluster whose last
 //! read failed or timed out, or that was not read for 10 s, counts as not answering for the
@@ -175,6 +179,7 @@ impl std::fmt::Debug for SimulatedSite {
 #[derive(Debug)]
 pub struct SkupperControllerDouble {
     tasks: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
 }
 
 struct View {
@@ -188,6 +193,13 @@ struct Shared {
     clients: BTreeMap<String, Client>,
     cas: BTreeMap<String, Arc<ClusterCa>>,
     views: Mutex<BTreeMap<String, View>>,
+    unresolved: Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
 }
 
 impl SkupperControllerDouble {
@@ -211,12 +223,31 @@ impl SkupperControllerDouble {
                 .collect(),
             cas,
             views: Mutex::new(BTreeMap::new()),
+            unresolved: Mutex::new(std::collections::BTreeSet::new()),
         });
         let tasks = sites
             .into_iter()
             .map(|s| tokio::spawn(run(shared.clone(), s.cluster, s.client)))
             .collect();
-        Self { tasks }
+        Self { tasks, shared }
+    }
+
+    /// A fault: the router access of every Site in `cluster` loses (`false`) or regains
+    /// (`true`) its addresses. While lost, those Sites report no `status.endpoints` and
+    /// Resolved pending, as upstream does while the router's Service has no address (a
+    /// LoadBalancer waiting for its IP, a router pod restarting), and Links to them stop
+    /// being operational.
+    pub fn set_resolved(&self, cluster: &str, resolved: bool) {
+        let mut unresolved = self
+            .shared
+            .unresolved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if resolved {
+            unresolved.remove(cluster);
+        } else {
+            unresolved.insert(cluster.to_owned());
+        }
     }
 }
 
@@ -250,6 +281,11 @@ impl Shared {
     fn world(&self) -> World {
         let views = self.views.lock().unwrap_or_else(PoisonError::into_inner);
         World {
+            unresolved: self
+                .unresolved
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
             clusters: self
                 .clients
                 .keys()

@@ -120,6 +120,8 @@ pub(crate) struct World {
     pub clusters: BTreeMap<String, Option<Arc<Snapshot>>>,
     /// PEM of each cluster's site CA.
     pub cas: BTreeMap<String, String>,
+    /// Clusters whose router access has lost its addresses (a fault a test injects).
+    pub unresolved: std::collections::BTreeSet<String>,
 }
 
 impl World {

@@ -15,7 +15,14 @@ use super::model::{
 };
 
 /// Site status: see the module docs of the double.
+#[cfg(test)]
 pub(crate) fn site_status(site: &Value, cluster: &str) -> Value {
+    site_status_resolved(site, cluster, true)
+}
+
+/// Site status when the router access may have lost its addresses (`resolved` false): no
+/// endpoints, and Resolved pending, as upstream reports while a Service has no address.
+pub(crate) fn site_status_resolved(site: &Value, cluster: &str, resolved: bool) -> Value {
     let ns = namespace(site);
     let mut b = StatusBuilder::new(site)
         .field("defaultIssuer", default_issuer(site))
@@ -23,6 +30,16 @@ pub(crate) fn site_status(site: &Value, cluster: &str) -> Value {
         .condition("Running", State::Ready);
     if !link_access_on(site) {
         return b.ready(&["Configured", "Running"]).build();
+    }
+    if !resolved {
+        return b
+            .field("endpoints", Value::Array(Vec::new()))
+            .condition(
+                "Resolved",
+                State::Pending("waiting for router access addresses".into()),
+            )
+            .ready(&["Configured", "Running", "Resolved"])
+            .build();
     }
     let groups = if site["spec"]["ha"] == true {
         &ROUTER_GROUPS[..]
@@ -109,15 +126,19 @@ fn operational<'w>(
     let snapshot = world
         .answering(remote)
         .ok_or_else(|| format!("remote cluster {remote} does not answer"))?;
+    // A router whose access lost its advertised addresses still listens, and links already
+    // connected stay connected: only the Site's status (endpoints, Resolved, Ready) says so.
+    let unresolved = world.unresolved.contains(remote);
     let site = snapshot
         .site(ns)
-        .filter(|s| condition_true(s, "Ready"))
+        .filter(|s| condition_true(s, "Ready") || (unresolved && link_access_on(s)))
         .ok_or_else(|| format!("no ready Site in {remote}/{ns}"))?;
-    let accepting = site["status"]["endpoints"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|e| e["host"] == host && e["port"] == port);
+    let accepting = unresolved
+        || site["status"]["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["host"] == host && e["port"] == port);
     if !accepting {
         return Err(format!(
             "Site {remote}/{ns} does not accept links at {host}:{port}"
@@ -221,7 +242,12 @@ pub(crate) fn plan(
         }
     };
     for site in own.of(Kind::Site) {
-        patch(Kind::Site, site, site_status(site, cluster));
+        let resolved = !world.unresolved.contains(cluster);
+        patch(
+            Kind::Site,
+            site,
+            site_status_resolved(site, cluster, resolved),
+        );
     }
     for link in own.of(Kind::Link) {
         patch(Kind::Link, link, link_status(link, own, world));

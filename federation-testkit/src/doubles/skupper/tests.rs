@@ -52,6 +52,7 @@ pub(super) fn snapshot(objects: Vec<(Kind, Value)>, secrets: Vec<SecretInfo>) ->
 
 pub(super) fn world(clusters: Vec<(&str, Option<Snapshot>)>) -> World {
     World {
+        unresolved: Default::default(),
         cas: clusters
             .iter()
             .map(|(c, _)| ((*c).to_owned(), format!("CA of {c}")))
