@@ -154,6 +154,31 @@ impl NetworkBackend for SkupperBackend {
                 }
             }
         }
+        // What Skupper redeemed from fednet's own token into objects owned by fednet's own
+        // Site is fednet's too (it is named after the token and exists because of it): it is
+        // cleaned up with the token even before a pass adopted (labelled) it.
+        let site_uids: BTreeSet<String> = objects
+            .iter()
+            .filter(|o| o.owned && o.key.kind == kinds::SITE.kind)
+            .filter_map(|o| o.uid().map(str::to_owned))
+            .collect();
+        for o in &mut extra {
+            let from_our_site = o.body["metadata"]["ownerReferences"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| {
+                    r["kind"] == kinds::SITE.kind
+                        && r["uid"].as_str().is_some_and(|u| site_uids.contains(u))
+                });
+            let from_token = o.key.kind == kinds::LINK.kind
+                || objects.iter().any(|t| {
+                    t.key.kind == kinds::ACCESS_TOKEN.kind
+                        && t.key.name == o.key.name
+                        && t.key.namespace == o.key.namespace
+                });
+            o.owned = from_our_site && from_token;
+        }
         objects.extend(extra);
         Ok(Observed {
             objects,
@@ -168,19 +193,26 @@ impl NetworkBackend for SkupperBackend {
 
     async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError> {
         let client = self.client(target).await?;
-        // Links first, then what they use: a Link never points at a deleted Secret.
         let mut ordered = objects.to_vec();
-        ordered.sort_by_key(|d| match d.key.kind.as_str() {
-            "Link" | "AccessToken" | "Listener" | "Connector" => 0,
-            "Secret" | "Certificate" | "AccessGrant" => 1,
-            _ => 2,
-        });
+        ordered.sort_by_key(|d| self.deletion_order(&d.key));
         delete_objects(&client, target, OWNED, &ordered).await
     }
 
+    fn deletion_order(&self, key: &ObjectKey) -> u8 {
+        // Links before the Secret they name; the Secret and Links a token was redeemed into
+        // before the token (while it exists they are found by its name); the Site last.
+        match key.kind.as_str() {
+            "Link" | "Listener" | "Connector" => 0,
+            "Secret" => 1,
+            "AccessToken" | "Certificate" | "AccessGrant" => 2,
+            _ => 3,
+        }
+    }
+
     fn waits_for_links(&self, key: &ObjectKey) -> bool {
-        // Removing a Site, a link or its credentials can cut traffic; services cannot.
-        !matches!(key.kind.as_str(), "Connector" | "Listener")
+        // Removing a Site, a link or its credentials can cut traffic; services cannot, and
+        // neither can a grant (a redeemed link no longer needs it).
+        !matches!(key.kind.as_str(), "Connector" | "Listener" | "AccessGrant")
     }
 
     fn singletons(&self, plan: &NetworkPlan) -> Vec<Singleton> {

@@ -6,7 +6,7 @@ use crate::kinds::{
 use crate::names;
 use crate::status_read::{condition_true, dialable_endpoint_groups, find};
 use federation_core::api::{SkupperLinkFlow, SkupperSettings};
-use federation_core::backend::{DesiredObject, DesiredState, Observed, Target};
+use federation_core::backend::{DesiredObject, DesiredState, Observed, ObservedObject, Target};
 use federation_core::kubernetes::ManagedKind;
 use federation_core::plan::{NetworkPlan, ServicePlan};
 use federation_core::topology::{Link, Role};
@@ -249,25 +249,8 @@ fn retain_link_objects(
     let Some(observed) = ctx.observed.get(dialer) else {
         return;
     };
-    for o in observed
-        .objects
-        .iter()
-        .filter(|o| o.key.namespace.as_deref() == Some(ns))
-    {
-        let of_link = match o.key.kind.as_str() {
-            k if k == SECRET.kind || k == ACCESS_TOKEN.kind => o.key.name == name,
-            k if k == LINK.kind => {
-                o.key.name == name
-                    || o.key
-                        .name
-                        .strip_prefix(name)
-                        .is_some_and(|rest| rest.starts_with('-'))
-            }
-            _ => false,
-        };
-        if of_link {
-            desired.retain(dialer.clone(), o.key.clone());
-        }
+    for o in observed.objects.iter().filter(|o| of_link(o, ns, name)) {
+        desired.retain(dialer.clone(), o.key.clone());
     }
 }
 
@@ -283,23 +266,42 @@ fn with_acceptor(mut object: DesiredObject, acceptor: &str) -> DesiredObject {
 /// Grant flow: an AccessGrant in the acceptor; once it and the acceptor's site are Ready, an
 /// AccessToken in the dialer, which the dialer's controller redeems into a Secret and Links
 /// named after the token. Those are adopted (labelled) so that orphan cleanup finds them.
+///
+/// Recovery: a token refused because its grant expired or was used up replaces the grant
+/// (the token then follows the new grant's code); a redeemed link whose credentials no longer
+/// match the acceptor's CA (the CA rotated), or that has fewer Links than the acceptor has
+/// router groups (it turned HA), is redeemed again from a new grant. Those links are broken
+/// or incomplete already, so their objects are replaced without waiting for other links.
 fn granted_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState) {
     let name = names::link(&ctx.plan.network, &link.dialer, &link.acceptor);
     let acceptor = Target::Member(link.acceptor.clone());
-    let grant_spec =
-        json!({"spec": {"redemptionsAllowed": 1, "expirationWindow": GRANT_EXPIRATION}});
-    desired.push(
-        acceptor.clone(),
-        ctx.object(&ACCESS_GRANT, ns, &name, grant_spec),
-    );
-
     let dialer = Target::Member(link.dialer.clone());
+    let grant_key = kinds::key(&ACCESS_GRANT, ns, &name);
     let observed_dialer = ctx.observed.get(&dialer);
-    // A token once redeemed must be kept as it was: its grant is used up, so re-rendering it
-    // from a newer grant status would make it unredeemable.
-    if let Some(token) = observed_dialer.and_then(|o| find(o, ACCESS_TOKEN.kind, ns, &name))
-        && token.body["status"]["redeemed"] == true
-    {
+    let token = observed_dialer.and_then(|o| find(o, ACCESS_TOKEN.kind, ns, &name));
+    let grant = ctx
+        .observed
+        .get(&acceptor)
+        .and_then(|o| find(o, ACCESS_GRANT.kind, ns, &name));
+    let site = ctx.observed_site(&link.acceptor, ns);
+
+    if let Some(token) = token.filter(|t| t.body["status"]["redeemed"] == true) {
+        if let Some(dialer_objects) = observed_dialer
+            && redemption_is_stale(dialer_objects, grant.map(|g| &g.body), site, ns, &name)
+        {
+            desired.replace(acceptor, grant_key);
+            for o in dialer_objects
+                .objects
+                .iter()
+                .filter(|o| of_link(o, ns, &name))
+            {
+                desired.replace(dialer.clone(), o.key.clone());
+            }
+            return;
+        }
+        // A token once redeemed must be kept as it was: its grant is used up, so re-rendering
+        // it from a newer grant status would make it unredeemable.
+        push_grant(ctx, &acceptor, ns, &name, desired);
         let spec = token.body["spec"].clone();
         desired.push(
             dialer.clone(),
@@ -308,13 +310,18 @@ fn granted_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState
         adopt_redeemed(ctx, observed_dialer, link, ns, &name, desired);
         return;
     }
-    let site_ready = ctx
-        .observed_site(&link.acceptor, ns)
-        .is_some_and(|s| condition_true(s, "Ready"));
-    let grant = ctx
-        .observed
-        .get(&acceptor)
-        .and_then(|o| find(o, ACCESS_GRANT.kind, ns, &name));
+    if let (Some(token), Some(grant)) = (token, grant)
+        && refused_for_good(&token.body)
+        && token.body["spec"]["code"] == grant.body["status"]["code"]
+    {
+        // The grant this token names can never be redeemed: a new grant (a new code) is made
+        // next pass, and the token follows it.
+        desired.replace(acceptor, grant_key);
+        retain_link_objects(ctx, &dialer, ns, &name, desired);
+        return;
+    }
+    push_grant(ctx, &acceptor, ns, &name, desired);
+    let site_ready = site.is_some_and(|s| condition_true(s, "Ready"));
     let Some(grant) = grant.filter(|g| site_ready && condition_true(&g.body, "Ready")) else {
         // The grant cannot be read as ready this pass: whatever the dialer already holds
         // for the link stays as it is.
@@ -333,6 +340,88 @@ fn granted_link(ctx: &Ctx<'_>, link: &Link, ns: &str, desired: &mut DesiredState
             ctx.object(&ACCESS_TOKEN, ns, &name, json!({"spec": spec})),
         );
     }
+}
+
+fn push_grant(ctx: &Ctx<'_>, acceptor: &Target, ns: &str, name: &str, desired: &mut DesiredState) {
+    let spec = json!({"spec": {"redemptionsAllowed": 1, "expirationWindow": GRANT_EXPIRATION}});
+    desired.push(acceptor.clone(), ctx.object(&ACCESS_GRANT, ns, name, spec));
+}
+
+/// Whether the grant server refused the token for a reason a retry cannot fix: the grant is
+/// gone or expired (`No such claim`) or its redemptions are used up (`No such access
+/// granted`), as Skupper's grant server answers (`internal/kube/grants/grants.go`).
+fn refused_for_good(token: &Value) -> bool {
+    token["status"]["redeemed"] != true
+        && token["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("No such claim") || m.contains("No such access granted"))
+}
+
+/// Whether a redeemed link must be redeemed again: its credentials were issued by a CA the
+/// acceptor no longer uses (the grant reports the current one), or the acceptor now has more
+/// router groups than the link has Links. Undecided (false) while either end is unread.
+fn redemption_is_stale(
+    dialer: &Observed,
+    grant: Option<&Value>,
+    site: Option<&Value>,
+    ns: &str,
+    name: &str,
+) -> bool {
+    let (Some(grant), Some(site)) = (grant, site) else {
+        return false;
+    };
+    let issued_by = find(dialer, SECRET.kind, ns, name)
+        .and_then(|s| s.body["data"]["ca.crt"].as_str())
+        .and_then(decode_base64);
+    let current = grant["status"]["ca"].as_str();
+    let rotated = matches!((issued_by, current), (Some(a), Some(b)) if a.trim() != b.trim());
+    let links = dialer
+        .objects
+        .iter()
+        .filter(|o| o.key.kind == LINK.kind && of_link(o, ns, name))
+        .count();
+    let groups = dialable_endpoint_groups(site).len();
+    rotated || (links > 0 && groups > links)
+}
+
+/// Whether an object of the dialer belongs to the link `name`: its Secret or AccessToken,
+/// or one of its Links.
+fn of_link(o: &ObservedObject, ns: &str, name: &str) -> bool {
+    if o.key.namespace.as_deref() != Some(ns) {
+        return false;
+    }
+    match o.key.kind.as_str() {
+        k if k == SECRET.kind || k == ACCESS_TOKEN.kind => o.key.name == name,
+        k if k == LINK.kind => {
+            o.key.name == name
+                || o.key
+                    .name
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('-'))
+        }
+        _ => false,
+    }
+}
+
+/// Standard base64 (Secret data), without a dependency for one comparison.
+fn decode_base64(text: &str) -> Option<String> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for c in text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+    {
+        let v = ALPHABET.iter().position(|a| *a == c)?;
+        bits = (bits << 6) | u32::try_from(v).ok()?;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push(u8::try_from((bits >> count) & 0xff).ok()?);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Adopts (labels) the Secret and Links the dialer's controller made from a redeemed token,

@@ -253,6 +253,7 @@ fn converged_backend(deletes: Arc<AtomicUsize>) -> MockNetworkBackend {
         .returning(|m| vec![Target::Member(m.to_owned())]);
     b.expect_singletons().returning(|_| Vec::new());
     b.expect_teardown_phase().returning(|_| 0);
+    b.expect_deletion_order().returning(|_| 0);
     b.expect_delete().returning(move |target, keys| {
         deletes.fetch_add(keys.len(), Ordering::SeqCst);
         gone.lock().unwrap().insert(target.clone());

@@ -258,14 +258,22 @@ async fn backend_type_is_immutable() {
     let to_submariner = json!({"spec": {"backend": {"type": "Submariner", "skupper": null,
                                                      "submariner": {"broker": "a"}}}});
     let err = networks
-        .patch("net", &PatchParams::default(), &Patch::Merge(&to_submariner))
+        .patch(
+            "net",
+            &PatchParams::default(),
+            &Patch::Merge(&to_submariner),
+        )
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("spec.backend.type is immutable"), "{err}");
     let more_namespaces = json!({"spec": {"namespaces": ["apps", "more"]}});
     networks
-        .patch("net", &PatchParams::default(), &Patch::Merge(&more_namespaces))
+        .patch(
+            "net",
+            &PatchParams::default(),
+            &Patch::Merge(&more_namespaces),
+        )
         .await
         .unwrap();
 }

@@ -120,6 +120,10 @@ impl NetworkBackend for MeasuredBackend {
     fn teardown_phase(&self, target: &Target) -> u8 {
         self.inner.teardown_phase(target)
     }
+
+    fn deletion_order(&self, key: &ObjectKey) -> u8 {
+        self.inner.deletion_order(key)
+    }
 }
 
 #[cfg(test)]

@@ -258,6 +258,12 @@ pub trait NetworkBackend: Send + Sync {
         Vec::new()
     }
 
+    /// Order of deletions within a target, lower first: what uses an object goes before it
+    /// (a Link before the Secret it names, the Site last) (pure).
+    fn deletion_order(&self, _key: &ObjectKey) -> u8 {
+        0
+    }
+
     /// When a target is cleaned up relative to the others: lower phases first; a target of
     /// phase `p` loses objects only once every target of a lower phase holds none (pure).
     fn teardown_phase(&self, _target: &Target) -> u8 {

@@ -86,6 +86,11 @@ pub struct DesiredState {
     /// can be neither rendered nor removed. The engine neither applies nor deletes them.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub retained: BTreeMap<Target, BTreeSet<ObjectKey>>,
+    /// Owned objects to delete this pass even where make-before-break would keep them: they
+    /// are broken for good (issued by a CA that rotated, say) and their replacement needs
+    /// their names. They must not also be desired.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub replaced: BTreeMap<Target, BTreeSet<ObjectKey>>,
 }
 
 impl DesiredState {
@@ -97,6 +102,17 @@ impl DesiredState {
     /// Keeps an owned object of a target as it is this pass (see [`Self::retained`]).
     pub fn retain(&mut self, target: Target, key: ObjectKey) {
         self.retained.entry(target).or_default().insert(key);
+    }
+
+    /// Deletes an owned object of a target this pass, without waiting for links (see
+    /// [`Self::replaced`]).
+    pub fn replace(&mut self, target: Target, key: ObjectKey) {
+        self.replaced.entry(target).or_default().insert(key);
+    }
+
+    /// Whether an object is deleted this pass to make room for its replacement.
+    pub fn is_replaced(&self, target: &Target, key: &ObjectKey) -> bool {
+        self.replaced.get(target).is_some_and(|r| r.contains(key))
     }
 
     /// Whether an object is kept as it is this pass.

@@ -358,12 +358,13 @@ impl Engine {
                 op.description, op.id
             )));
         }
-        let owned: Vec<Deletion> = obs
+        let mut owned: Vec<Deletion> = obs
             .objects
             .iter()
             .filter(|o| o.owned)
             .map(|o| o.deletion())
             .collect();
+        owned.sort_by_key(|d| backend.deletion_order(&d.key));
         if owned.is_empty() {
             return Ok(TeardownOutcome::Clean { deleted: 0 });
         }
@@ -412,12 +413,17 @@ impl Engine {
             .iter()
             .filter(|o| o.owned && retained(&o.key))
             .count();
-        let (delete, waiting): (Vec<Deletion>, Vec<Deletion>) = observed
+        let (mut delete, waiting): (Vec<Deletion>, Vec<Deletion>) = observed
             .objects
             .iter()
             .filter(|o| o.owned && !wanted_keys.contains(&o.key) && !retained(&o.key))
             .map(|o| o.deletion())
-            .partition(|d| links_safe || !self.backend.waits_for_links(&d.key));
+            .partition(|d| {
+                links_safe
+                    || !self.backend.waits_for_links(&d.key)
+                    || desired.is_replaced(target, &d.key)
+            });
+        delete.sort_by_key(|d| self.backend.deletion_order(&d.key));
         TargetWork {
             apply,
             delete,

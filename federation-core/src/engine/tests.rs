@@ -106,6 +106,7 @@ fn backend(store: &Store) -> MockNetworkBackend {
     b.expect_waits_for_links()
         .returning(|key| key.kind == "Link");
     b.expect_teardown_phase().returning(|_| 0);
+    b.expect_deletion_order().returning(|_| 0);
     let s = store.clone();
     b.expect_observe().returning(move |target, _| {
         let store = s.lock().unwrap();

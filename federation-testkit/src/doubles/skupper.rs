@@ -191,7 +191,7 @@ struct View {
 
 struct Shared {
     clients: BTreeMap<String, Client>,
-    cas: BTreeMap<String, Arc<ClusterCa>>,
+    cas: Mutex<BTreeMap<String, Arc<ClusterCa>>>,
     views: Mutex<BTreeMap<String, View>>,
     unresolved: Mutex<std::collections::BTreeSet<String>>,
 }
@@ -221,7 +221,7 @@ impl SkupperControllerDouble {
                 .iter()
                 .map(|s| (s.cluster.clone(), s.client.clone()))
                 .collect(),
-            cas,
+            cas: Mutex::new(cas),
             views: Mutex::new(BTreeMap::new()),
             unresolved: Mutex::new(std::collections::BTreeSet::new()),
         });
@@ -230,6 +230,20 @@ impl SkupperControllerDouble {
             .map(|s| tokio::spawn(run(shared.clone(), s.cluster, s.client)))
             .collect();
         Self { tasks, shared }
+    }
+
+    /// A fault: the site CA of `cluster` is replaced by a new one, as when its
+    /// `skupper-site-ca` Secret is rotated. Credentials issued by the old CA no longer pass
+    /// the TLS handshake with that cluster's routers, so Links using them stop being
+    /// operational; grants report the new CA.
+    pub fn rotate_ca(&self, cluster: &str) -> Result<(), String> {
+        let ca = ClusterCa::generate(cluster).map_err(|e| e.to_string())?;
+        self.shared
+            .cas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(cluster.to_owned(), Arc::new(ca));
+        Ok(())
     }
 
     /// A fault: the router access of every Site in `cluster` loses (`false`) or regains
@@ -260,6 +274,14 @@ impl Drop for SkupperControllerDouble {
 }
 
 impl Shared {
+    fn ca(&self, cluster: &str) -> Option<Arc<ClusterCa>> {
+        self.cas
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(cluster)
+            .cloned()
+    }
+
     fn store(&self, cluster: &str, snapshot: Arc<Snapshot>) {
         let mut views = self.views.lock().unwrap_or_else(PoisonError::into_inner);
         views.insert(
@@ -299,6 +321,8 @@ impl Shared {
                 .collect(),
             cas: self
                 .cas
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
                 .iter()
                 .map(|(c, ca)| (c.clone(), ca.pem().to_owned()))
                 .collect(),
@@ -498,8 +522,7 @@ async fn issue_certificate_secret(
     certificate_uid: &str,
 ) -> Result<(), String> {
     let ca = shared
-        .cas
-        .get(cluster)
+        .ca(cluster)
         .ok_or_else(|| format!("no site CA for {cluster}"))?;
     let issued = ca.issue(subject).map_err(|e| e.to_string())?;
     let secret = Secret {
@@ -575,8 +598,7 @@ async fn redeem(shared: &Shared, client: &Client, r: &Redemption) -> Result<(), 
         Err(_) => return Err("Controller got error: grant server did not answer".to_owned()),
     }
     let ca = shared
-        .cas
-        .get(&r.granting_cluster)
+        .ca(&r.granting_cluster)
         .ok_or_else(|| "Controller got error: grant server has no CA".to_owned())?;
     let issued = ca
         .issue(&r.site_uid)
