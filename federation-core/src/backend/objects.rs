@@ -2,6 +2,11 @@
 
 use super::Target;
 use serde::Serialize;
+
+// `Debug` and `Serialize` of the object and state types below are written out there: they
+// redact key material.
+#[path = "redact.rs"]
+mod redact;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -42,7 +47,7 @@ impl std::fmt::Display for ObjectKey {
 
 /// One object a backend wants on a target: the full body it applies (including
 /// `apiVersion`, `kind`, `metadata` with ownership labels, and `spec` or `data`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, PartialEq)]
 pub struct DesiredObject {
     /// Identity.
     pub key: ObjectKey,
@@ -51,7 +56,7 @@ pub struct DesiredObject {
 }
 
 /// Desired objects per target.
-#[derive(Clone, Debug, PartialEq, Default, Serialize)]
+#[derive(Clone, PartialEq, Default)]
 pub struct DesiredState {
     /// Objects keyed by target. A target with an empty list owns nothing.
     pub targets: BTreeMap<Target, Vec<DesiredObject>>,
@@ -70,7 +75,7 @@ impl DesiredState {
 }
 
 /// One object read from a target, as the server returned it (including status).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, PartialEq)]
 pub struct ObservedObject {
     /// Identity.
     pub key: ObjectKey,
@@ -83,7 +88,7 @@ pub struct ObservedObject {
 }
 
 /// Everything read from one target.
-#[derive(Clone, Debug, PartialEq, Default, Serialize)]
+#[derive(Clone, PartialEq, Default)]
 pub struct Observed {
     /// The objects.
     pub objects: Vec<ObservedObject>,
