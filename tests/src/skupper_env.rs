@@ -107,6 +107,9 @@ impl SkupperEnv {
             BTreeMap::from([(BackendKind::Skupper, engine)]),
         );
         ctx.timing.probe_timeout = Duration::from_secs(2);
+        // Passes come back to back here: the failure threshold (three probes) alone decides
+        // when a hung member is planned as unhealthy.
+        ctx.timing.probe_failure_min_duration = Duration::ZERO;
         let double = SkupperControllerDouble::spawn(
             MEMBERS
                 .iter()
