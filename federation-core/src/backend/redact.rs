@@ -11,10 +11,11 @@
 //! until the field is given its line in both impls (plain fields are shown as they are;
 //! fields holding bodies go through [`Shown`]).
 
-use super::{DesiredObject, DesiredState, ObjectKey, Observed, ObservedObject};
+use super::{DesiredObject, DesiredState, ObjectKey, Observed, ObservedObject, Target};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// What replaces a secret value.
@@ -158,8 +159,18 @@ impl Serialize for DesiredState {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let Self { targets } = self;
         let mut s = serializer.serialize_struct("DesiredState", 1)?;
-        s.serialize_field("targets", targets)?;
+        s.serialize_field("targets", &ByName(targets))?;
         s.end()
+    }
+}
+
+/// Targets keyed by their name (`member/east`): a `Target` itself serializes as a map, which
+/// JSON does not accept as a key (`fedctl plan -o json` failed on it).
+struct ByName<'a>(&'a BTreeMap<Target, Vec<DesiredObject>>);
+
+impl Serialize for ByName<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(t, objects)| (t.to_string(), objects)))
     }
 }
 
@@ -184,7 +195,6 @@ impl Serialize for Observed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Target;
     use serde_json::json;
 
     const KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIL0s3cr3t\n";
@@ -238,6 +248,7 @@ mod tests {
             serde_json::to_string(&desired).unwrap_or_default(),
             serde_json::to_string(&observed_all).unwrap_or_default(),
             serde_yaml::to_string(&state).unwrap_or_default(),
+            serde_json::to_string(&state).unwrap_or_default(),
         ];
         for text in &texts {
             assert_clean(text);
@@ -258,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn serialized_shape_is_the_derived_one_with_values_replaced() {
+    fn serialized_shape_keeps_the_fields_replaces_values_and_names_targets() {
         let value = serde_json::to_value(secret()).unwrap_or_default();
         assert_eq!(value["key"]["kind"], "Secret");
         assert_eq!(value["key"]["namespace"], "shop");
@@ -276,6 +287,8 @@ mod tests {
         state.push(Target::Member("east".into()), site());
         let yaml = serde_yaml::to_string(&state).unwrap_or_default();
         assert!(yaml.contains("linkAccess: default"), "{yaml}");
+        let json = serde_json::to_value(&state).unwrap_or_default();
+        assert_eq!(json["targets"]["member/east"][0]["key"]["kind"], "Site");
     }
 
     #[test]
