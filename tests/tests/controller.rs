@@ -237,13 +237,16 @@ async fn member_turns_unhealthy_only_after_the_failure_threshold_and_lost_creden
     // Hung for two probes (below the threshold of three): nothing is written, the member stays
     // healthy for planning.
     member_cluster.pause().unwrap();
-    for _ in 0..2 {
+    let failures = || ctx.probe_streaks.get("east").map(|s| s.failures);
+    for failed in 1..=2 {
         let east = probe().await;
+        assert_eq!(failures(), Some(failed));
         assert_eq!(east.resource_version(), healthy.resource_version());
         assert!(!member_unhealthy(&east));
     }
     // The third failure crosses it: Unreachable, once.
     let down = probe().await;
+    assert_eq!(failures(), Some(3));
     assert_ne!(down.resource_version(), healthy.resource_version());
     assert_eq!(reachable(&down).1, "Unreachable", "{:?}", reachable(&down));
     assert!(member_unhealthy(&down));

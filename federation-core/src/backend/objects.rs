@@ -2,13 +2,13 @@
 
 use super::Target;
 use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 // `Debug` and `Serialize` of the object and state types below are written out there: they
 // redact key material.
 #[path = "redact.rs"]
 mod redact;
-use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// Identity of one object on a target.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

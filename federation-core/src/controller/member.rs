@@ -46,8 +46,12 @@ pub async fn reconcile_member(
                 confirmed
             }
             // No evidence about the member itself: the streak neither grows nor ends.
-            FailureKind::Credentials | FailureKind::Hub => {
+            FailureKind::Credentials => {
                 tracing::info!(member = %name, error = %e, "member credentials not usable");
+                false
+            }
+            FailureKind::Hub => {
+                tracing::info!(member = %name, error = %e, "member credentials not read; status kept");
                 false
             }
         },
