@@ -128,7 +128,7 @@ fn stable_message(error: &ClusterError) -> String {
 }
 
 /// The `MemberCluster` status after a probe, or `None` when the status must stay exactly as
-/// it is (see [`health`](super::health) for the rules).
+/// it is (the rules are those of [`member_unhealthy`](super::member_unhealthy)'s module).
 ///
 /// `confirmed` says whether the member's failure streak crossed the threshold. An answer
 /// records the version and backend APIs and turns `Reachable` True; a confirmed failure turns
