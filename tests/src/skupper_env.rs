@@ -114,6 +114,9 @@ impl SkupperEnv {
                 instance: None,
             },
         ));
+        // Passes come back to back here: the failure threshold (three probes) alone decides
+        // when a hung member is planned as unhealthy.
+        ctx.timing.probe_failure_min_duration = Duration::ZERO;
         let double = SkupperControllerDouble::spawn(
             MEMBERS
                 .iter()

@@ -11,7 +11,7 @@ use federation_core::backend::{
     Capabilities, DesiredObject, DesiredState, Health, Layer, LinkHealth, MockNetworkBackend,
     ObjectKey, Observed, ObservedObject, Target,
 };
-use federation_core::cluster::MemberRegistry;
+use federation_core::cluster::{MemberRegistry, member_unhealthy};
 use federation_core::controller::{Context, reconcile_member, reconcile_network};
 use federation_core::engine::{Engine, EngineConfig};
 use federation_testkit::ControlPlanes;
@@ -59,13 +59,35 @@ fn context(
     hub: &kube::Client,
     engines: BTreeMap<federation_core::api::BackendKind, Engine>,
 ) -> Arc<Context> {
+    probing_context(hub, engines, 1)
+}
+
+/// A context whose members turn Unreachable after `threshold` failed probes in a row (no
+/// minimum duration: the test drives probes back to back).
+fn probing_context(
+    hub: &kube::Client,
+    engines: BTreeMap<federation_core::api::BackendKind, Engine>,
+    threshold: u32,
+) -> Arc<Context> {
     let mut ctx = Context::new(
         hub.clone(),
         Arc::new(MemberRegistry::new(hub.clone())),
         engines,
     );
     ctx.timing.probe_timeout = Duration::from_secs(2);
+    ctx.timing.probe_failure_threshold = threshold;
+    ctx.timing.probe_failure_min_duration = Duration::ZERO;
     Arc::new(ctx)
+}
+
+/// (status, reason, message) of a member's Reachable condition.
+fn reachable(member: &MemberCluster) -> (String, String, String) {
+    let c = member
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.condition(REACHABLE))
+        .unwrap();
+    (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
 #[tokio::test]
@@ -113,7 +135,8 @@ async fn member_probe_follows_reachability_and_refuses_insecure_credentials() {
         version
     );
 
-    // A hung member turns Reachable False without blocking the reconcile.
+    // A hung member turns Reachable False without blocking the reconcile (this context's
+    // threshold is one failed probe).
     member_cluster.pause().unwrap();
     let started = std::time::Instant::now();
     reconcile_member(Arc::new(members.get("east").await.unwrap()), ctx.clone())
@@ -177,6 +200,103 @@ async fn member_probe_follows_reachability_and_refuses_insecure_credentials() {
         reachable.message
     );
     assert!(!reachable.message.contains("BEGIN"), "no PEM in messages");
+}
+
+#[tokio::test]
+async fn member_turns_unhealthy_only_after_the_failure_threshold_and_lost_credentials_are_not_downtime()
+ {
+    let planes = ControlPlanes::builder()
+        .clusters(2)
+        .crds(crds())
+        .start()
+        .await
+        .unwrap();
+    let (hub_cluster, member_cluster) = (&planes.clusters()[0], &planes.clusters()[1]);
+    let hub = hub_cluster.client();
+    let ns = hub_cluster.test_namespace().await.unwrap();
+    put_kubeconfig_secret(
+        &hub,
+        &ns,
+        "east-kubeconfig",
+        member_cluster.kubeconfig_yaml(),
+    )
+    .await;
+    put_member(&hub, "east", &ns, "east-kubeconfig").await;
+    let ctx = probing_context(&hub, BTreeMap::new(), 3);
+    let members: Api<MemberCluster> = Api::all(hub.clone());
+    let probe = async || {
+        reconcile_member(Arc::new(members.get("east").await.unwrap()), ctx.clone())
+            .await
+            .unwrap();
+        members.get("east").await.unwrap()
+    };
+    let healthy = probe().await;
+    assert_eq!(reachable(&healthy).0, "True");
+    assert!(!member_unhealthy(&healthy));
+
+    // Hung for two probes (below the threshold of three): nothing is written, the member stays
+    // healthy for planning.
+    member_cluster.pause().unwrap();
+    let failures = || ctx.probe_streaks.get("east").map(|s| s.failures);
+    for failed in 1..=2 {
+        let east = probe().await;
+        assert_eq!(failures(), Some(failed));
+        assert_eq!(east.resource_version(), healthy.resource_version());
+        assert!(!member_unhealthy(&east));
+    }
+    // The third failure crosses it: Unreachable, once.
+    let down = probe().await;
+    assert_eq!(failures(), Some(3));
+    assert_ne!(down.resource_version(), healthy.resource_version());
+    assert_eq!(reachable(&down).1, "Unreachable", "{:?}", reachable(&down));
+    assert!(member_unhealthy(&down));
+    assert_eq!(
+        down.status.as_ref().unwrap().server_version,
+        healthy.status.as_ref().unwrap().server_version,
+        "last known version kept"
+    );
+    // Further failures of the same kind produce byte-identical status: no write.
+    for _ in 0..2 {
+        assert_eq!(probe().await.resource_version(), down.resource_version());
+    }
+    member_cluster.resume().unwrap();
+    let back = probe().await;
+    assert_eq!(reachable(&back).0, "True");
+    assert!(!member_unhealthy(&back));
+
+    // A failure, then an answer, then two failures: the streak started over, still healthy.
+    member_cluster.pause().unwrap();
+    probe().await;
+    member_cluster.resume().unwrap();
+    let answered = probe().await;
+    member_cluster.pause().unwrap();
+    for _ in 0..2 {
+        let east = probe().await;
+        assert_eq!(east.resource_version(), answered.resource_version());
+        assert!(!member_unhealthy(&east));
+    }
+    member_cluster.resume().unwrap();
+
+    // The kubeconfig Secret is deleted: a credentials problem naming the Secret, not downtime,
+    // and repeated probes do not rewrite it.
+    Api::<Secret>::namespaced(hub.clone(), &ns)
+        .delete("east-kubeconfig", &DeleteParams::default())
+        .await
+        .unwrap();
+    let lost = probe().await;
+    let (status, reason, message) = reachable(&lost);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("Unknown", "CredentialsUnavailable")
+    );
+    assert!(
+        message.contains(&format!("{ns}/east-kubeconfig")),
+        "{message}"
+    );
+    assert!(!member_unhealthy(&lost));
+    for _ in 0..3 {
+        assert_eq!(probe().await.resource_version(), lost.resource_version());
+    }
 }
 
 fn marker(member: &str) -> ObjectKey {

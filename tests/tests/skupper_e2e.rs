@@ -385,13 +385,14 @@ async fn a_paused_member_degrades_the_network_and_holds_teardown_until_resumed()
     env.pass("shop").await.unwrap();
     env.pass("shop").await.unwrap();
 
-    // West hangs mid-way: central and east converge, the network is Degraded naming west.
+    // West hangs mid-way: central and east converge, the network is Degraded naming west,
+    // and once its probes have failed past the threshold it is reported Unreachable.
     let west = env.member("west");
     west.pause().unwrap();
     let net = env
         .drive_until(
             "shop",
-            "degraded, others converged",
+            "degraded, others converged, west unreachable",
             CONVERGE_WITHIN,
             async || {
                 let net = env.network("shop").await?;
@@ -404,7 +405,12 @@ async fn a_paused_member_degrades_the_network_and_holds_teardown_until_resumed()
                 let objects = env.labelled_keys("shop", &["central", "east"]).await;
                 let others = objects["central"] == expected["central"]
                     && objects["east"] == expected["east"];
-                (degraded == "True" && message.contains("member/west") && east_up && others)
+                let west_down = env.reachable("west").await.as_deref() == Some("False");
+                (degraded == "True"
+                    && message.contains("member/west")
+                    && east_up
+                    && others
+                    && west_down)
                     .then_some(net)
             },
         )

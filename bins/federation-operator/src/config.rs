@@ -85,6 +85,16 @@ pub struct Tuning {
     #[arg(long, env = "FEDNET_PROBE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub probe_timeout: Duration,
 
+    /// Failed member probes in a row before the member is reported Unreachable and planned
+    /// as unhealthy (spokes move off it). Fewer failures change nothing.
+    #[arg(long, env = "FEDNET_PROBE_FAILURE_THRESHOLD", default_value_t = 3)]
+    pub probe_failure_threshold: u32,
+
+    /// How long a member's probes must have been failing, at least, before it is reported
+    /// Unreachable (both this and the threshold must be reached).
+    #[arg(long, env = "FEDNET_PROBE_FAILURE_MIN_DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub probe_failure_min_duration: Duration,
+
     /// Time budget of one member for one engine phase (observe, or write), retries included.
     #[arg(long, env = "FEDNET_TARGET_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub target_timeout: Duration,
@@ -212,5 +222,30 @@ mod tests {
         assert_eq!(off.identity(), "a");
         let bad = Config::try_parse_from(["x", "--lease-duration", "5s"]).unwrap();
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn probe_failure_knobs_default_to_the_core_defaults_and_can_be_set() {
+        let core = federation_core::controller::Timing::default();
+        let config = Config::try_parse_from(["x"]).unwrap();
+        assert_eq!(
+            config.tuning.probe_failure_threshold,
+            core.probe_failure_threshold
+        );
+        assert_eq!(
+            config.tuning.probe_failure_min_duration,
+            core.probe_failure_min_duration
+        );
+        let set = Config::try_parse_from([
+            "x",
+            "--probe-failure-threshold=5",
+            "--probe-failure-min-duration=2m",
+        ])
+        .unwrap();
+        assert_eq!(set.tuning.probe_failure_threshold, 5);
+        assert_eq!(
+            set.tuning.probe_failure_min_duration,
+            Duration::from_secs(120)
+        );
     }
 }

@@ -89,6 +89,8 @@ pub fn core_context(hub: &Client, settings: &ControllerSettings, metrics: &Metri
         converged: t.requeue_converged,
         probe_interval: t.probe_interval,
         probe_timeout: t.probe_timeout,
+        probe_failure_threshold: t.probe_failure_threshold,
+        probe_failure_min_duration: t.probe_failure_min_duration,
     };
     ctx
 }

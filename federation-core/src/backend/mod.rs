@@ -31,6 +31,7 @@
 
 mod error;
 mod objects;
+mod redact;
 
 pub use error::BackendError;
 pub use objects::{

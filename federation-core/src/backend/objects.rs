@@ -5,6 +5,10 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
+// `Debug` and `Serialize` of the object and state types below are written out in
+// `redact.rs`: they
+// redact key material.
+
 /// Identity of one object on a target.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -42,7 +46,7 @@ impl std::fmt::Display for ObjectKey {
 
 /// One object a backend wants on a target: the full body it applies (including
 /// `apiVersion`, `kind`, `metadata` with ownership labels, and `spec` or `data`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, PartialEq)]
 pub struct DesiredObject {
     /// Identity.
     pub key: ObjectKey,
@@ -52,7 +56,6 @@ pub struct DesiredObject {
     /// be taken over. Only for objects an upstream controller made *from an object of this
     /// network* (Skupper's Secret and Links redeemed from fednet's AccessToken): anything
     /// else found in the way is refused, never adopted.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub adopt: bool,
 }
 
@@ -77,19 +80,17 @@ impl DesiredObject {
 }
 
 /// Desired objects per target.
-#[derive(Clone, Debug, PartialEq, Default, Serialize)]
+#[derive(Clone, PartialEq, Default)]
 pub struct DesiredState {
     /// Objects keyed by target. A target with an empty list owns nothing.
     pub targets: BTreeMap<Target, Vec<DesiredObject>>,
     /// Owned objects to keep exactly as they are this pass: still desired, but what they
     /// should hold depends on a target (or an observation) that could not be read, so they
     /// can be neither rendered nor removed. The engine neither applies nor deletes them.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub retained: BTreeMap<Target, BTreeSet<ObjectKey>>,
     /// Owned objects to delete this pass even where make-before-break would keep them: they
     /// are broken for good (issued by a CA that rotated, say) and their replacement needs
     /// their names. They must not also be desired.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub replaced: BTreeMap<Target, BTreeSet<ObjectKey>>,
 }
 
@@ -127,7 +128,7 @@ impl DesiredState {
 }
 
 /// One object read from a target, as the server returned it (including status).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, PartialEq)]
 pub struct ObservedObject {
     /// Identity.
     pub key: ObjectKey,
@@ -178,12 +179,11 @@ pub struct Operation {
 }
 
 /// Everything read from one target.
-#[derive(Clone, Debug, PartialEq, Default, Serialize)]
+#[derive(Clone, PartialEq, Default)]
 pub struct Observed {
     /// The objects.
     pub objects: Vec<ObservedObject>,
     /// Operations still in flight on the target.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub operations: Vec<Operation>,
 }
 

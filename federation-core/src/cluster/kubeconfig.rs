@@ -17,6 +17,15 @@ pub enum KubeconfigProblem {
         "insecure-skip-tls-verify is set; fednet always verifies TLS: give certificate-authority-data instead"
     )]
     InsecureSkipTlsVerify,
+    /// The server is not an `https://` URL: a token or client key would travel unencrypted
+    /// (or over a transport fednet cannot verify).
+    #[error(
+        "server is not an https:// URL; fednet sends member credentials only over verified TLS"
+    )]
+    NotHttps,
+    /// A proxy is set: credentials would go through a host the member did not vouch for.
+    #[error("proxy-url is set; member credentials are not sent through proxies named in a Secret")]
+    ProxyUrl,
     /// It points at files on the operator's file system.
     #[error(
         "{0} refers to a file; only inline data (*-data fields, token) is accepted from a Secret"
@@ -57,6 +66,13 @@ fn check_self_contained(kc: &Kubeconfig) -> Result<(), KubeconfigProblem> {
             if c.certificate_authority.is_some() {
                 return Err(KubeconfigProblem::FileReference("certificate-authority"));
             }
+            // The URL itself is never echoed: it may carry user info or a token-bearing query.
+            if !c.server.as_deref().is_some_and(is_https_url) {
+                return Err(KubeconfigProblem::NotHttps);
+            }
+            if c.proxy_url.is_some() {
+                return Err(KubeconfigProblem::ProxyUrl);
+            }
         }
     }
     for named in &kc.auth_infos {
@@ -79,6 +95,13 @@ fn check_self_contained(kc: &Kubeconfig) -> Result<(), KubeconfigProblem> {
         }
     }
     Ok(())
+}
+
+/// Whether `server` names the `https` scheme (case-insensitive, as URL schemes are).
+fn is_https_url(server: &str) -> bool {
+    server
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// Kubeconfig errors other than YAML ones name contexts, clusters and URLs, not secrets;
@@ -145,6 +168,72 @@ users: [{name: m, user: {USER}}]
         for (text, want) in cases {
             assert_eq!(client_from_kubeconfig(&text).await.err(), Some(want));
         }
+    }
+
+    fn with_server(server: &str, extra: &str) -> String {
+        kubeconfig(
+            &format!("certificate-authority-data: eA==, {extra}"),
+            "token: s3cr3t-token",
+        )
+        .replace("https://127.0.0.1:6443", server)
+    }
+
+    #[tokio::test]
+    async fn refuses_servers_that_are_not_https_without_echoing_them() {
+        for server in [
+            "http://user:s3cr3t-pass@127.0.0.1:6443",
+            "HTTP://127.0.0.1:6443",
+            "unix:///var/run/s3cr3t.sock",
+            "127.0.0.1:6443",
+            "httpsx://127.0.0.1:6443",
+        ] {
+            let err = client_from_kubeconfig(&with_server(server, "x: 1"))
+                .await
+                .err();
+            assert_eq!(err, Some(KubeconfigProblem::NotHttps), "{server}");
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(
+                !text.contains("s3cr3t") && !text.contains("127.0.0.1"),
+                "{text}"
+            );
+        }
+        let no_server = kubeconfig("certificate-authority-data: eA==", "token: abc")
+            .replace("server: \"https://127.0.0.1:6443\", ", "");
+        assert_eq!(
+            client_from_kubeconfig(&no_server).await.err(),
+            Some(KubeconfigProblem::NotHttps)
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_proxy_urls_without_echoing_them() {
+        let text = with_server(
+            "https://127.0.0.1:6443",
+            "proxy-url: \"http://user:s3cr3t-pass@proxy.example:3128\"",
+        );
+        let err = client_from_kubeconfig(&text).await.err();
+        assert_eq!(err, Some(KubeconfigProblem::ProxyUrl));
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("proxy.example"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn accepts_an_https_server_in_any_case() {
+        // Upper case scheme is still https; only the scheme decides. The CA data is not a
+        // valid certificate, so the refusal that follows is about PEM, not about the URL.
+        let err = client_from_kubeconfig(&with_server("HTTPS://127.0.0.1:6443", "x: 1"))
+            .await
+            .err();
+        assert!(
+            !matches!(
+                err,
+                Some(KubeconfigProblem::NotHttps | KubeconfigProblem::ProxyUrl)
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

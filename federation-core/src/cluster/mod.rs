@@ -6,13 +6,27 @@
 //! reconcile without a restart. Kubeconfigs are accepted only when self-contained and
 //! verifiable: inline certificate data, TLS verification on, and no file paths, exec or
 //! auth-provider plugins (a kubeconfig from a Secret must not make the operator read its own
-//! files or run programs). No secret value appears in any log or error.
+//! files or run programs), and only `https://` servers without a `proxy-url` (a token must
+//! not travel in clear or through a host the Secret names). No secret value appears in any
+//! log or error.
+//!
+//! A member is unhealthy for planning only after repeated failed probes: see
+//! [`member_unhealthy`] and the `health` module's rules.
 
+mod health;
 mod kubeconfig;
 mod probe;
 
+pub use health::{
+    FailurePolicy, ProbeStreak, ProbeStreaks, REASON_CREDENTIALS_UNAVAILABLE,
+    REASON_INVALID_CREDENTIALS, REASON_PROBE_FAILING, REASON_PROBED, REASON_UNREACHABLE,
+    member_unhealthy,
+};
 pub use kubeconfig::{KubeconfigProblem, client_from_kubeconfig};
-pub use probe::{BACKEND_API_GROUPS, Probe, member_status, probe};
+pub use probe::{
+    BACKEND_API_GROUPS, FailureKind, Probe, describe_client_error, failure_kind, member_status,
+    probe,
+};
 
 use crate::api::MemberCluster;
 use k8s_openapi::api::core::v1::Secret;

@@ -5,7 +5,7 @@ use super::inventory::inventory_uses_member;
 use super::network::list_networks;
 use super::{Context, ControllerError, apply_status, hub_error};
 use crate::api::{MEMBER_FINALIZER, MemberCluster};
-use crate::cluster::{member_status, probe};
+use crate::cluster::{FailureKind, failure_kind, member_status, probe};
 use crate::plan::is_abandoned;
 use crate::status::changed;
 use kube::api::{Patch, PatchParams};
@@ -16,6 +16,12 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// Probes a member and records the result in its status (written only when it changed).
+///
+/// A failed probe extends the member's failure streak (kept in the context, in memory); the
+/// member is reported `Unreachable`, which makes it unhealthy for planning, only once the
+/// streak crosses the thresholds of [`Timing`](super::Timing). Below them the status is left
+/// as it was, so a repeated failure writes nothing.
+///
 /// When the member is deleted, its finalizer stays until every network has removed its
 /// objects there (networks leave out members being deleted), or the member carries the
 /// abandon annotation.
@@ -80,16 +86,47 @@ async fn probe_member(member: &MemberCluster, ctx: &Context) -> Result<Action, C
         Ok(client) => probe(&name, &client, ctx.timing.probe_timeout).await,
         Err(e) => Err(e),
     };
-    if let Err(e) = &result {
-        tracing::info!(member = %name, error = %e, "member probe failed");
-    }
+    let now = (ctx.clock)();
+    let confirmed = match &result {
+        Ok(_) => {
+            ctx.probe_streaks.reset(&name);
+            false
+        }
+        Err(e) => match failure_kind(e) {
+            FailureKind::Member => {
+                let streak = ctx
+                    .probe_streaks
+                    .failed(&name, member.metadata.uid.as_deref(), now);
+                let confirmed = streak.crossed(&ctx.timing.failure_policy(), now);
+                tracing::info!(
+                    member = %name,
+                    error = %e,
+                    failures = streak.failures,
+                    threshold = ctx.timing.probe_failure_threshold,
+                    unreachable = confirmed,
+                    "member probe failed"
+                );
+                confirmed
+            }
+            // No evidence about the member itself: the streak neither grows nor ends.
+            FailureKind::Credentials => {
+                tracing::info!(member = %name, error = %e, "member credentials not usable");
+                false
+            }
+            FailureKind::Hub => {
+                tracing::info!(member = %name, error = %e, "member credentials not read; status kept");
+                false
+            }
+        },
+    };
     let new = member_status(
         member.status.as_ref(),
         member.metadata.generation,
         &result,
-        (ctx.clock)(),
+        confirmed,
+        now,
     );
-    if let Some(status) = changed(member.status.as_ref(), new) {
+    if let Some(status) = new.and_then(|new| changed(member.status.as_ref(), new)) {
         apply_status(&Api::<MemberCluster>::all(ctx.hub.clone()), &name, &status).await?;
     }
     Ok(Action::requeue(ctx.timing.probe_interval))

@@ -6,7 +6,9 @@
 //!   network down behind the [`NETWORK_FINALIZER`](crate::api::NETWORK_FINALIZER).
 //! - [`reconcile_member`]: probes a `MemberCluster` and writes its status when it changed;
 //!   behind the [`MEMBER_FINALIZER`](crate::api::MEMBER_FINALIZER) its deletion waits until
-//!   no network's inventory names it (or it is abandoned).
+//!   no network's inventory names it (or it is abandoned); a member is reported
+//!   `Unreachable` only after repeated failures
+//!   ([`member_unhealthy`](crate::cluster::member_unhealthy) is the planner's rule).
 
 mod claims;
 mod inventory;
@@ -20,7 +22,7 @@ pub use network::{error_policy, reconcile_network};
 
 use crate::api::BackendKind;
 use crate::api::FIELD_MANAGER;
-use crate::cluster::MemberRegistry;
+use crate::cluster::{FailurePolicy, MemberRegistry, ProbeStreaks};
 use crate::engine::Engine;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
@@ -49,11 +51,13 @@ pub struct Context {
     pub recorder: Option<Recorder>,
     /// The clock.
     pub clock: Clock,
-    /// Requeue delays.
+    /// Requeue delays and probe thresholds.
     pub timing: Timing,
+    /// Consecutive failed probes per member, in memory (see [`reconcile_member`]).
+    pub probe_streaks: Arc<ProbeStreaks>,
 }
 
-/// How often things are looked at again.
+/// How often things are looked at again, and how many failed probes make a member unhealthy.
 #[derive(Clone, Debug)]
 pub struct Timing {
     /// After a pass that wrote or found something still moving.
@@ -64,6 +68,23 @@ pub struct Timing {
     pub probe_interval: Duration,
     /// Time budget of one member probe.
     pub probe_timeout: Duration,
+    /// Failed probes in a row before a member is reported `Unreachable` and planned as
+    /// unhealthy (default 3; 0 is taken as 1).
+    pub probe_failure_threshold: u32,
+    /// How long a member's probes must have been failing, at least, before it is reported
+    /// `Unreachable` (default 60 s: with the default interval the third failure comes about
+    /// then; it keeps probes that come faster than the interval from shortening the wait).
+    pub probe_failure_min_duration: Duration,
+}
+
+impl Timing {
+    /// The thresholds of failing probes.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        FailurePolicy {
+            threshold: self.probe_failure_threshold,
+            min_duration: self.probe_failure_min_duration,
+        }
+    }
 }
 
 impl Default for Timing {
@@ -73,6 +94,8 @@ impl Default for Timing {
             converged: Duration::from_secs(300),
             probe_interval: Duration::from_secs(30),
             probe_timeout: Duration::from_secs(5),
+            probe_failure_threshold: 3,
+            probe_failure_min_duration: Duration::from_secs(60),
         }
     }
 }
@@ -91,6 +114,7 @@ impl Context {
             recorder: None,
             clock: Arc::new(Timestamp::now),
             timing: Timing::default(),
+            probe_streaks: Arc::new(ProbeStreaks::default()),
         }
     }
 }

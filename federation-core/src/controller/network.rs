@@ -8,10 +8,11 @@ use super::claims::conflicting_claim;
 use super::inventory::{inventory_of, recorded_targets, sweep_targets, unreachable_forever};
 use super::{Context, ControllerError, apply_status, hub_error};
 use crate::api::{
-    ConditionExt, FederatedNetwork, FederatedNetworkStatus, FederatedService, INVENTORY_ANNOTATION,
-    Inventory, MemberCluster, MemberPhase, NETWORK_FINALIZER, REACHABLE,
+    FederatedNetwork, FederatedNetworkStatus, FederatedService, INVENTORY_ANNOTATION, Inventory,
+    MemberCluster, MemberPhase, NETWORK_FINALIZER,
 };
 use crate::backend::Target;
+use crate::cluster::member_unhealthy;
 use crate::engine::ReconcileReport;
 use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
 use crate::status::{PlanFailure, changed, network_status, service_status};
@@ -103,16 +104,12 @@ pub(super) async fn list_networks(
 }
 
 fn plan_network(net: &FederatedNetwork, hub: &HubView) -> Result<NetworkPlan, PlanFailure> {
-    // A member whose last probe failed is planned as unhealthy; one never probed is not.
+    // A member is planned as unhealthy only once its probes failed past the threshold; one
+    // never probed, or whose credentials cannot be read, is not.
     let unhealthy: BTreeSet<String> = hub
         .members
         .iter()
-        .filter(|m| {
-            m.status
-                .as_ref()
-                .and_then(|s| s.conditions.condition(REACHABLE))
-                .is_some_and(|c| c.status == "False")
-        })
+        .filter(|m| member_unhealthy(m))
         .map(ResourceExt::name_any)
         .collect();
     plan(PlanInput {
