@@ -11,7 +11,9 @@
 mod kubeconfig;
 mod probe;
 
-pub use kubeconfig::{KubeconfigProblem, client_from_kubeconfig};
+pub use kubeconfig::{
+    KubeconfigProblem, client_from_kubeconfig, client_from_kubeconfig_with_user_agent,
+};
 pub use probe::{BACKEND_API_GROUPS, Probe, member_status, probe};
 
 use crate::api::MemberCluster;
@@ -88,6 +90,7 @@ struct CachedClient {
 pub struct MemberRegistry {
     hub: Client,
     cache: RwLock<HashMap<String, CachedClient>>,
+    user_agent: Option<http::HeaderValue>,
 }
 
 impl MemberRegistry {
@@ -96,7 +99,16 @@ impl MemberRegistry {
         Self {
             hub,
             cache: RwLock::new(HashMap::new()),
+            user_agent: None,
         }
+    }
+
+    /// Member clients built from now on send `user_agent` (for example one naming the
+    /// operator replica, so members' audit logs tell replicas apart).
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: http::HeaderValue) -> Self {
+        self.user_agent = Some(user_agent);
+        self
     }
 
     /// The hub client.
@@ -155,15 +167,14 @@ impl MemberRegistry {
             name: r.name.clone(),
             problem: KubeconfigProblem::NotUtf8,
         })?;
-        let client =
-            client_from_kubeconfig(text)
-                .await
-                .map_err(|problem| ClusterError::Kubeconfig {
-                    member: name.clone(),
-                    namespace: r.namespace.clone(),
-                    name: r.name.clone(),
-                    problem,
-                })?;
+        let client = client_from_kubeconfig_with_user_agent(text, self.user_agent.as_ref())
+            .await
+            .map_err(|problem| ClusterError::Kubeconfig {
+                member: name.clone(),
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                problem,
+            })?;
         tracing::info!(member = %name, "built client from kubeconfig Secret");
         self.cache.write().await.insert(
             name,
