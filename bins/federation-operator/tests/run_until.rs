@@ -204,3 +204,88 @@ async fn a_graceful_shutdown_stops_writing_as_soon_as_the_lease_is_lost() {
     assert!(late.is_empty(), "writes succeeded after the loss: {late:?}");
     assert_eq!(holder(hub).await.as_deref(), Some("thief"));
 }
+
+/// Controllers that leave a writer behind in a task of its own (which aborting the
+/// controllers does not reach), writing to the hub through the controllers' client.
+fn leaking(writes: watch::Sender<Vec<(Instant, bool)>>, stop: CancellationToken) -> ControllersFn {
+    Arc::new(move |run: ControllerRun| {
+        let writes = writes.clone();
+        let stop = stop.clone();
+        let api = Api::<ConfigMap>::namespaced(run.hub.clone(), NAMESPACE);
+        tokio::spawn(async move {
+            for i in 0.. {
+                if stop.is_cancelled() {
+                    break;
+                }
+                let cm = ConfigMap {
+                    metadata: ObjectMeta {
+                        name: Some(format!("leaked-{i}")),
+                        ..ObjectMeta::default()
+                    },
+                    ..ConfigMap::default()
+                };
+                let ok = api.create(&PostParams::default(), &cm).await.is_ok();
+                writes.send_modify(|w| w.push((Instant::now(), ok)));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Box::pin(async move { run.shutdown.cancelled().await })
+    })
+}
+
+/// The fence, not the abort, is what stops this writer: without the fenced hub client it
+/// keeps writing after the Lease is lost.
+#[tokio::test]
+async fn hub_writes_are_fenced_once_the_lease_is_lost_even_outside_the_controllers_task() {
+    let planes = hub().await;
+    let hub = &planes.clusters()[0];
+    let (writes_tx, mut writes) = watch::channel(Vec::new());
+    let stop_writer = CancellationToken::new();
+    let shutdown = CancellationToken::new();
+    let run = tokio::spawn(run_until_with(
+        config("fenced", true, "10s"),
+        hub.config(),
+        Metrics::new(),
+        shutdown.clone(),
+        leaking(writes_tx, stop_writer.clone()),
+    ));
+    writes
+        .wait_for(|w| w.iter().any(|(_, ok)| *ok))
+        .await
+        .unwrap();
+
+    let api = Api::<Lease>::namespaced(hub.client(), NAMESPACE);
+    let mut taken = lease(hub).await.unwrap();
+    let spec = taken.spec.as_mut().unwrap();
+    spec.holder_identity = Some("thief".into());
+    spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+    spec.lease_duration_seconds = Some(3600);
+    api.replace(LEASE, &PostParams::default(), &taken)
+        .await
+        .unwrap();
+    let stolen = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop_writer.cancel();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // The elector sees the theft at its next attempt (500 ms retry period, plus a round trip
+    // on a busy machine): from then on every write of the writer is refused.
+    let noticed = stolen + Duration::from_millis(1500);
+    let after: Vec<bool> = writes
+        .borrow()
+        .iter()
+        .filter(|(at, _)| *at > noticed)
+        .map(|(_, ok)| *ok)
+        .collect();
+    assert!(after.len() > 10, "the writer stopped trying: {after:?}");
+    assert!(
+        after.iter().all(|ok| !ok),
+        "{} writes succeeded after the lease was lost",
+        after.iter().filter(|ok| **ok).count()
+    );
+}
