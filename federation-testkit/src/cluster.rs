@@ -47,6 +47,7 @@ pub struct Cluster {
     client: Client,
     ca_cert_pem: String,
     runtime: Runtime,
+    audit_log: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -82,7 +83,43 @@ impl Cluster {
             client,
             ca_cert_pem,
             runtime,
+            audit_log: None,
         })
+    }
+
+    /// Records that the API server writes its audit log to `path`.
+    pub(crate) fn with_audit_log(mut self, path: PathBuf) -> Self {
+        self.audit_log = Some(path);
+        self
+    }
+
+    /// Where the API server writes its audit log, if the kit was started with
+    /// [`audit_writes`](crate::ControlPlanesBuilder::audit_writes).
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
+    }
+
+    /// Every audit event the API server has written so far (see [`crate::AuditEvent`] for
+    /// what is recorded). Events are written as requests are handled: a test that wants the
+    /// events of requests it just saw answered should allow the server a moment.
+    ///
+    /// # Errors
+    /// The kit was started without audit logs, the log cannot be read, or a line is not an
+    /// audit event.
+    pub async fn audit_events(&self) -> Result<Vec<crate::AuditEvent>> {
+        let path = self.audit_log.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{}: started without an audit log (ControlPlanesBuilder::audit_writes)",
+                self.name
+            ))
+        })?;
+        let text = match tokio::fs::read_to_string(path).await {
+            Ok(text) => text,
+            // Nothing written yet: the server creates the file on its first event.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io("read", path, e)),
+        };
+        crate::audit::parse(path, &text)
     }
 
     /// The cluster's name (`cluster-0`, `cluster-1`, ... unless a prefix was chosen).

@@ -77,6 +77,7 @@ pub struct ControlPlanesBuilder {
     name_prefix: String,
     startup_timeout: Duration,
     assets: Option<Assets>,
+    audit_writes: bool,
 }
 
 impl Default for ControlPlanesBuilder {
@@ -93,6 +94,7 @@ impl Default for ControlPlanesBuilder {
             // test binaries run their tests in parallel.
             startup_timeout: Duration::from_secs(240),
             assets: None,
+            audit_writes: false,
         }
     }
 }
@@ -143,6 +145,15 @@ impl ControlPlanesBuilder {
     /// How long each process may take to become ready (default four minutes).
     pub fn startup_timeout(mut self, timeout: Duration) -> Self {
         self.startup_timeout = timeout;
+        self
+    }
+
+    /// Every API server writes an audit log of write requests (`--audit-log-path`,
+    /// `--audit-policy-file`; see [`AuditEvent`](crate::AuditEvent) for what is recorded),
+    /// read with [`Cluster::audit_events`]. Off by default: it costs a file write per request.
+    /// Only for [`ClusterRuntime::Processes`].
+    pub fn audit_writes(mut self, enabled: bool) -> Self {
+        self.audit_writes = enabled;
         self
     }
 
@@ -227,6 +238,15 @@ impl ControlPlanesBuilder {
         dir: &Path,
     ) -> Result<(Vec<Cluster>, Vec<Etcd>)> {
         let pki = Arc::new(Pki::generate(&dir.join("pki"))?);
+        let audit_policy = if self.audit_writes {
+            let path = dir.join("audit-policy.yaml");
+            std::fs::write(&path, crate::audit::WRITES_POLICY)
+                .map_err(|e| Error::io("write", &path, e))?;
+            Some(path)
+        } else {
+            None
+        };
+        let audit_policy = audit_policy.as_deref();
         let names: Vec<String> = (0..self.clusters)
             .map(|i| format!("{}-{i}", self.name_prefix))
             .collect();
@@ -242,6 +262,7 @@ impl ControlPlanesBuilder {
                         &pki,
                         dir,
                         self.startup_timeout,
+                        audit_policy,
                     )
                 }))
                 .await?;
@@ -261,6 +282,7 @@ impl ControlPlanesBuilder {
                             pki,
                             dir,
                             self.startup_timeout,
+                            audit_policy,
                         )
                         .await?;
                         Ok::<_, Error>((cluster, etcd))
@@ -290,6 +312,7 @@ async fn start_apiserver(
     pki: &Pki,
     dir: &Path,
     timeout: Duration,
+    audit_policy: Option<&Path>,
 ) -> Result<Cluster> {
     let cluster_dir = dir.join(name);
     let cert_dir = cluster_dir.join("certs");
@@ -300,7 +323,7 @@ async fn start_apiserver(
         .ok_or_else(|| Error::InvalidArgument("no free port".to_owned()))?;
     let server_url = format!("https://127.0.0.1:{port}");
     let files = &pki.files;
-    let args = vec![
+    let mut args = vec![
         format!("--etcd-servers={etcd_url}"),
         // Distinct per cluster so that clusters can share one etcd without seeing each other.
         format!("--etcd-prefix=/fednet-testkit/{name}"),
@@ -330,6 +353,17 @@ async fn start_apiserver(
             files.service_account_key.display()
         ),
     ];
+    let audit_log = audit_policy.map(|_| cluster_dir.join("audit.log"));
+    if let (Some(policy), Some(log)) = (audit_policy, &audit_log) {
+        args.extend([
+            format!("--audit-policy-file={}", policy.display()),
+            format!("--audit-log-path={}", log.display()),
+            "--audit-log-format=json".to_owned(),
+            // Written on the request's own goroutine: an answered request's events are in
+            // the file (not in a buffer) by the time the client has its answer.
+            "--audit-log-mode=blocking".to_owned(),
+        ]);
+    }
     let apiserver = ManagedProcess::spawn(ProcessSpec {
         role: ProcessRole::KubeApiserver,
         name: format!("{name}/kube-apiserver"),
@@ -358,6 +392,10 @@ async fn start_apiserver(
             ready_timeout: timeout,
         },
     )?;
+    let cluster = match audit_log {
+        Some(path) => cluster.with_audit_log(path),
+        None => cluster,
+    };
     cluster.wait_ready().await?;
     Ok(cluster)
 }

@@ -155,6 +155,17 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A line of an API server's audit log is not an audit event.
+    #[error("invalid audit event in {} line {line}: {source}", path.display())]
+    AuditLog {
+        /// The audit log.
+        path: PathBuf,
+        /// The line (from 1).
+        line: usize,
+        /// The underlying error.
+        source: serde_json::Error,
+    },
+
     /// The caller asked for something impossible, e.g. zero clusters.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

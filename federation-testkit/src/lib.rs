@@ -42,6 +42,7 @@
 //!   process could take it in between (the same race envtest accepts).
 
 mod assets;
+mod audit;
 mod certs;
 mod cluster;
 mod control_planes;
@@ -58,6 +59,7 @@ pub use assets::{
     Assets, ENV_ETCD, ENV_KUBE_APISERVER, ENV_KUBEBUILDER_ASSETS, KUBERNETES_VERSION,
     envtest_store_dir,
 };
+pub use audit::{AuditEvent, AuditObjectRef, AuditStatus, AuditUser};
 pub use certs::{ADMIN_GROUP, ADMIN_USER};
 pub use cluster::{Cluster, TEST_NAMESPACE_LABEL};
 pub use control_planes::{

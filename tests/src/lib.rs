@@ -3,3 +3,4 @@
 
 pub mod operator_env;
 pub mod skupper_env;
+pub mod tcp_proxy;

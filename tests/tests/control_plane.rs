@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use federation_testkit::{ControlPlanes, EtcdLayout, Upstream, process_exists};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-    ValidationDirective,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+    PostParams, ValidationDirective,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
@@ -495,4 +495,66 @@ async fn dropping_the_kit_leaves_no_process_and_no_temp_folder() {
         assert!(!process_exists(pid), "pid {pid} survived a panic");
     }
     assert!(!dir.exists(), "{} survived a panic", dir.display());
+}
+
+#[tokio::test]
+async fn audit_logs_record_writes_with_their_user_agent_and_not_reads() {
+    let planes = ControlPlanes::builder()
+        .clusters(1)
+        .audit_writes(true)
+        .start()
+        .await
+        .unwrap();
+    let cluster = &planes.clusters()[0];
+    let namespace = cluster.test_namespace().await.unwrap();
+    let mut config = cluster.config();
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("audit-test/1 (writer)"),
+    ));
+    let client = Client::try_from(config).unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let before = k8s_openapi::jiff::Timestamp::now();
+    api.create(&PostParams::default(), &config_map("audited"))
+        .await
+        .unwrap();
+    api.get("audited").await.unwrap();
+    api.delete("audited", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    let events = cluster.audit_events().await.unwrap();
+    let mine: Vec<_> = events
+        .iter()
+        .filter(|e| e.user_agent == "audit-test/1 (writer)")
+        .collect();
+    let verbs: std::collections::BTreeSet<&str> = mine.iter().map(|e| e.verb.as_str()).collect();
+    assert_eq!(
+        verbs,
+        ["create", "delete"].into_iter().collect(),
+        "reads are not recorded: {mine:#?}"
+    );
+    for e in &mine {
+        assert_eq!(e.user.username, federation_testkit::ADMIN_USER);
+        // Same machine, same clock: received after the test took `before` (1 ms: the log
+        // has microseconds, the test's clock more).
+        assert!(
+            e.request_received_timestamp.0
+                >= before - k8s_openapi::jiff::SignedDuration::from_millis(1),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.object_ref.as_ref().and_then(|o| o.resource.as_deref()),
+            Some("configmaps")
+        );
+    }
+    assert!(
+        mine.iter().any(|e| e.stage == "ResponseComplete"
+            && e.response_status.as_ref().and_then(|s| s.code) == Some(201)),
+        "{mine:#?}"
+    );
+
+    // Without the option there is no log, and asking for it says so.
+    let plain = ControlPlanes::start(1).await.unwrap();
+    assert!(plain.clusters()[0].audit_events().await.is_err());
 }

@@ -6,9 +6,14 @@
 //!   (reachability flips re-plan every network), and by member watches.
 //! - `MemberCluster`: [`reconcile_member`] (probe and status).
 //!
-//! Everything here writes, so it runs only while this replica leads.
+//! Everything here writes, so it runs only while this replica leads, and every write is
+//! fenced on leadership ([`crate::fence`]): member writes through [`FencedBackend`], hub
+//! writes through the fenced hub client the caller passes.
 
 use crate::config::Tuning;
+use crate::fence::Fence;
+use crate::fenced_backend::FencedBackend;
+use crate::hub_client::user_agent;
 use crate::measured_backend::MeasuredBackend;
 use crate::member_watch::MemberWatches;
 use crate::metrics::Metrics;
@@ -55,15 +60,24 @@ pub struct OperatorContext {
     pub metrics: Metrics,
 }
 
-/// Builds the core context: member registry, one engine per served backend, an Event
-/// recorder and the timings.
-pub fn core_context(hub: &Client, settings: &ControllerSettings, metrics: &Metrics) -> Context {
-    let registry = Arc::new(MemberRegistry::new(hub.clone()));
+/// Builds the core context: member registry (its clients name this replica in their
+/// User-Agent), one engine per served backend (writes fenced on `fence`, then measured), an
+/// Event recorder and the timings.
+pub fn core_context(
+    hub: &Client,
+    settings: &ControllerSettings,
+    metrics: &Metrics,
+    fence: &Fence,
+) -> Context {
+    let registry =
+        Arc::new(MemberRegistry::new(hub.clone()).with_user_agent(user_agent(&settings.identity)));
     let t = &settings.tuning;
     let skupper = MeasuredBackend::new(
         Arc::new(SkupperBackend::new(registry.clone())),
         metrics.clone(),
     );
+    // The fence is outermost: a refused write is not counted as sent.
+    let skupper = FencedBackend::new(Arc::new(skupper), fence.clone());
     let engine = Engine::new(
         Arc::new(skupper),
         EngineConfig {
@@ -150,17 +164,35 @@ fn member_error_policy(
     Action::requeue(ctx.core.timing.progressing * 5)
 }
 
+/// What one run of the controllers gets.
+pub struct ControllerRun {
+    /// The hub client; its writes are fenced on `fence`.
+    pub hub: Client,
+    /// Namespace, identity and timings.
+    pub settings: ControllerSettings,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// This replica's leadership, which fences member writes.
+    pub fence: Fence,
+    /// Receives `true` once both caches hold a full list.
+    pub synced: watch::Sender<bool>,
+    /// Cancelled to stop.
+    pub shutdown: CancellationToken,
+}
+
 /// Runs both controllers and the member watches until `shutdown` is cancelled; then lets
 /// running reconciles finish (the caller bounds how long). Sends `true` on `synced` once
 /// both caches hold a full list.
-pub async fn run(
-    hub: Client,
-    settings: ControllerSettings,
-    metrics: Metrics,
-    synced: watch::Sender<bool>,
-    shutdown: CancellationToken,
-) {
-    let core = Arc::new(core_context(&hub, &settings, &metrics));
+pub async fn run(run: ControllerRun) {
+    let ControllerRun {
+        hub,
+        settings,
+        metrics,
+        fence,
+        synced,
+        shutdown,
+    } = run;
+    let core = Arc::new(core_context(&hub, &settings, &metrics, &fence));
     let registry = core.registry.clone();
     let ctx = Arc::new(OperatorContext {
         core,

@@ -1,8 +1,15 @@
-//! The hub client: kube's default stack plus a layer that counts requests by method, so
-//! every replica reports what it sent (a standby sends only Lease reads).
+//! The hub clients: kube's default stack plus a layer that counts requests by method, so
+//! every replica reports what it sent (a standby sends only Lease reads), and a User-Agent
+//! naming the replica, so the hub's (and members') audit logs tell replicas apart.
+//!
+//! Two clients share one configuration: the elector's, and the controllers', whose writes
+//! are fenced on leadership ([`crate::fence::FenceLayer`]). They are separate so that the
+//! Lease renewals, which move the fence forward, are never themselves fenced.
 
 use crate::config::Config;
+use crate::fence::{Fence, FenceLayer};
 use crate::metrics::{Metrics, RequestLabels};
+use http::HeaderValue;
 use kube::client::ClientBuilder;
 use kube::config::KubeConfigOptions;
 use kube::{Client, Config as KubeConfig};
@@ -11,9 +18,9 @@ use prometheus_client::metrics::family::Family;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
-/// Builds the hub client from `--kubeconfig`/`--context`, else the usual inference
+/// The hub's client configuration from `--kubeconfig`/`--context`, else the usual inference
 /// (`$KUBECONFIG`, `~/.kube/config`, in-cluster).
-pub async fn hub_client(config: &Config, metrics: &Metrics) -> anyhow::Result<Client> {
+pub async fn hub_config(config: &Config) -> anyhow::Result<KubeConfig> {
     let options = KubeConfigOptions {
         context: config.context.clone(),
         ..KubeConfigOptions::default()
@@ -27,12 +34,41 @@ pub async fn hub_client(config: &Config, metrics: &Metrics) -> anyhow::Result<Cl
         None if config.context.is_some() => KubeConfig::from_kubeconfig(&options).await?,
         None => KubeConfig::infer().await?,
     };
-    let client = ClientBuilder::try_from(kube_config)?
-        .with_layer(&CountRequests {
-            requests: metrics.hub_requests.clone(),
-        })
-        .build();
-    Ok(client)
+    Ok(kube_config)
+}
+
+/// `fednet-operator/<version> (<identity>)`; without the identity if it cannot be a header
+/// value (it comes from a flag or the pod name, which are visible ASCII in practice).
+pub fn user_agent(identity: &str) -> HeaderValue {
+    let version = env!("CARGO_PKG_VERSION");
+    HeaderValue::from_str(&format!("fednet-operator/{version} ({identity})"))
+        .or_else(|_| HeaderValue::from_str(&format!("fednet-operator/{version}")))
+        .unwrap_or(HeaderValue::from_static("fednet-operator"))
+}
+
+/// A hub client from `kube_config` that counts its requests into `metrics`, sends
+/// `user_agent`, and fences its writes on `fence` when one is given.
+pub fn hub_client(
+    kube_config: &KubeConfig,
+    user_agent: &HeaderValue,
+    metrics: &Metrics,
+    fence: Option<&Fence>,
+) -> anyhow::Result<Client> {
+    let mut kube_config = kube_config.clone();
+    kube_config
+        .headers
+        .retain(|(name, _)| name != http::header::USER_AGENT);
+    kube_config
+        .headers
+        .push((http::header::USER_AGENT, user_agent.clone()));
+    let counted = ClientBuilder::try_from(kube_config)?.with_layer(&CountRequests {
+        requests: metrics.hub_requests.clone(),
+    });
+    // The fence goes outside the counter: a refused write is never sent, so not counted.
+    Ok(match fence {
+        Some(fence) => counted.with_layer(&FenceLayer::new(fence.clone())).build(),
+        None => counted.build(),
+    })
 }
 
 /// The resource a request path addresses (`leases`, `federatednetworks`, ...), with

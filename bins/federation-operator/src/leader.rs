@@ -20,6 +20,10 @@
 //!   the candidate's monotonic clock, as client-go does.
 //! - **Prompt hand-over on shutdown**: [`LeaderElector::run`] releases the Lease (clears the
 //!   holder) when cancelled, so a standby takes over within one `retry_period`.
+//! - **Writes are fenced**: after each successful renewal the elector opens the [`Fence`]
+//!   until the instant the renewal was *sent* plus `renew_deadline`, and shuts it when it
+//!   steps down, so writes stop at that instant even before the controllers are aborted
+//!   (see [`crate::fence`]).
 //!
 //! # Why not a crate
 //! `kube-leader-election` 0.44 depends on kube 4. `kube-lease-manager` 0.13 builds against
@@ -27,6 +31,7 @@
 //! logs and backs off), so a leader cut off from the hub would not step down before another
 //! replica takes over; the renew deadline here is the point of the module.
 
+use crate::fence::Fence;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
@@ -203,10 +208,19 @@ impl LeaderElector {
     }
 
     /// Campaigns until `shutdown` is cancelled, publishing on `leading` whether this replica
-    /// holds the Lease; releases it on the way out.
-    pub async fn run(mut self, leading: watch::Sender<bool>, shutdown: CancellationToken) {
+    /// holds the Lease and on `fence` until when it may write; releases the Lease on the way
+    /// out. The fence is opened before `leading` turns true and shut before it turns false.
+    pub async fn run(
+        mut self,
+        leading: watch::Sender<bool>,
+        fence: Fence,
+        shutdown: CancellationToken,
+    ) {
         let s = self.settings.clone();
         info!(lease = %format!("{}/{}", s.namespace, s.name), identity = %s.identity, "campaigning for the lease");
+        // When the last successful renewal was *sent*: standbys count the Lease's expiry from
+        // a later instant (when they see the record change), so counting from here keeps
+        // this replica's deadline ahead of any takeover whatever the round trip took.
         let mut last_renewal: Option<Instant> = None;
         loop {
             let is_leader = *leading.borrow();
@@ -215,13 +229,15 @@ impl LeaderElector {
                 Some(at) => (at + s.renew_deadline).saturating_duration_since(Instant::now()),
                 None => s.renew_deadline,
             };
+            let sent = Instant::now();
             let attempt = tokio::select! {
                 () = shutdown.cancelled() => break,
                 r = tokio::time::timeout(budget, self.try_acquire_or_renew()) => r,
             };
             match attempt {
                 Ok(Ok(true)) => {
-                    last_renewal = Some(Instant::now());
+                    last_renewal = Some(sent);
+                    fence.lead_until(sent + s.renew_deadline);
                     if !is_leader {
                         info!(identity = %s.identity, "became the leader");
                         leading.send_replace(true);
@@ -231,6 +247,7 @@ impl LeaderElector {
                     last_renewal = None;
                     if is_leader {
                         warn!(holder = ?self.seen.as_ref().and_then(|r| r.holder.clone()), "lost the lease; stopping writes");
+                        fence.close();
                         leading.send_replace(false);
                     }
                 }
@@ -242,6 +259,7 @@ impl LeaderElector {
                 && *leading.borrow()
             {
                 warn!(deadline = ?s.renew_deadline, "could not renew the lease in time; stopping writes");
+                fence.close();
                 leading.send_replace(false);
                 last_renewal = None;
             }
@@ -256,6 +274,7 @@ impl LeaderElector {
                 () = tokio::time::sleep(pause) => {}
             }
         }
+        fence.close();
         if leading.send_replace(false) {
             match tokio::time::timeout(s.retry_period, self.release()).await {
                 Ok(Ok(())) => {}

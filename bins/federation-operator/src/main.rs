@@ -1,7 +1,7 @@
 //! `federation-operator`: parses flags, builds the hub client and runs the operator.
 
 use clap::Parser;
-use federation_operator::{Config, Metrics, hub_client, run, telemetry};
+use federation_operator::{Config, Metrics, hub_config, run, telemetry};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -12,9 +12,9 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let metrics = Metrics::new();
-    let result = match hub_client(&config, &metrics).await {
+    let result = match hub_config(&config).await {
         Ok(hub) => run(config, hub, metrics).await,
-        Err(e) => Err(e.context("building the hub client")),
+        Err(e) => Err(e.context("reading the hub's client configuration")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! Turning a kubeconfig from a Secret into a client, safely.
 
+use http::HeaderValue;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -45,6 +46,15 @@ pub enum KubeconfigProblem {
 /// Builds a client from kubeconfig text, refusing anything that is not self-contained and
 /// TLS-verified.
 pub async fn client_from_kubeconfig(text: &str) -> Result<Client, KubeconfigProblem> {
+    client_from_kubeconfig_with_user_agent(text, None).await
+}
+
+/// As [`client_from_kubeconfig`], and every request carries `user_agent` (so the member's
+/// API server, its audit log and its flow control can tell this client's requests apart).
+pub async fn client_from_kubeconfig_with_user_agent(
+    text: &str,
+    user_agent: Option<&HeaderValue>,
+) -> Result<Client, KubeconfigProblem> {
     // The parse error is dropped on purpose: serde errors can quote the offending value.
     let kubeconfig = Kubeconfig::from_yaml(text).map_err(|_| KubeconfigProblem::NotYaml)?;
     check_self_contained(&kubeconfig)?;
@@ -53,6 +63,12 @@ pub async fn client_from_kubeconfig(text: &str) -> Result<Client, KubeconfigProb
         .map_err(|e| KubeconfigProblem::Invalid(sanitize(&e)))?;
     if config.accept_invalid_certs {
         return Err(KubeconfigProblem::InsecureSkipTlsVerify);
+    }
+    let mut config = config;
+    if let Some(agent) = user_agent {
+        config
+            .headers
+            .push((http::header::USER_AGENT, agent.clone()));
     }
     Client::try_from(config).map_err(|e| KubeconfigProblem::Client(e.to_string()))
 }

@@ -22,7 +22,9 @@ pub use health::{
     REASON_INVALID_CREDENTIALS, REASON_PROBE_FAILING, REASON_PROBED, REASON_UNREACHABLE,
     member_unhealthy,
 };
-pub use kubeconfig::{KubeconfigProblem, client_from_kubeconfig};
+pub use kubeconfig::{
+    KubeconfigProblem, client_from_kubeconfig, client_from_kubeconfig_with_user_agent,
+};
 pub use probe::{
     BACKEND_API_GROUPS, FailureKind, Probe, describe_client_error, failure_kind, member_status,
     probe,
@@ -102,6 +104,7 @@ struct CachedClient {
 pub struct MemberRegistry {
     hub: Client,
     cache: RwLock<HashMap<String, CachedClient>>,
+    user_agent: Option<http::HeaderValue>,
 }
 
 impl MemberRegistry {
@@ -110,7 +113,16 @@ impl MemberRegistry {
         Self {
             hub,
             cache: RwLock::new(HashMap::new()),
+            user_agent: None,
         }
+    }
+
+    /// Member clients built from now on send `user_agent` (for example one naming the
+    /// operator replica, so members' audit logs tell replicas apart).
+    #[must_use]
+    pub fn with_user_agent(mut self, user_agent: http::HeaderValue) -> Self {
+        self.user_agent = Some(user_agent);
+        self
     }
 
     /// The hub client.
@@ -169,15 +181,14 @@ impl MemberRegistry {
             name: r.name.clone(),
             problem: KubeconfigProblem::NotUtf8,
         })?;
-        let client =
-            client_from_kubeconfig(text)
-                .await
-                .map_err(|problem| ClusterError::Kubeconfig {
-                    member: name.clone(),
-                    namespace: r.namespace.clone(),
-                    name: r.name.clone(),
-                    problem,
-                })?;
+        let client = client_from_kubeconfig_with_user_agent(text, self.user_agent.as_ref())
+            .await
+            .map_err(|problem| ClusterError::Kubeconfig {
+                member: name.clone(),
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+                problem,
+            })?;
         tracing::info!(member = %name, "built client from kubeconfig Secret");
         self.cache.write().await.insert(
             name,

@@ -63,12 +63,23 @@ impl FedEnv {
     /// Starts `members + 1` control planes (our CRDs on the hub, Skupper's on the members),
     /// creates the namespaces and registers the members on the hub.
     pub async fn start(members: usize) -> anyhow::Result<Self> {
+        Self::start_inner(members, false).await
+    }
+
+    /// As [`Self::start`], with every API server writing an audit log of write requests
+    /// (read with `Cluster::audit_events`).
+    pub async fn start_audited(members: usize) -> anyhow::Result<Self> {
+        Self::start_inner(members, true).await
+    }
+
+    async fn start_inner(members: usize, audit: bool) -> anyhow::Result<Self> {
         if members < 2 {
             bail!("a hub-and-spoke network needs at least two members");
         }
         let planes = ControlPlanes::builder()
             .clusters(members + 1)
             .name_prefix("fednet")
+            .audit_writes(audit)
             .start()
             .await
             .context("starting control planes")?;
@@ -102,6 +113,25 @@ impl FedEnv {
     /// The hub cluster.
     pub fn hub(&self) -> &Cluster {
         &self.planes.clusters()[0]
+    }
+
+    /// Writes a copy of the hub's admin kubeconfig that dials `server` (for example a
+    /// [`crate::tcp_proxy::TcpProxy`] in front of the hub) into `dir`, and returns its path.
+    pub fn hub_kubeconfig_via(
+        &self,
+        server: std::net::SocketAddr,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<std::path::PathBuf> {
+        let hub = self.hub();
+        let yaml = hub
+            .kubeconfig_yaml()
+            .replace(hub.server_url(), &format!("https://{server}"));
+        if !yaml.contains(&format!("https://{server}")) {
+            bail!("the hub kubeconfig does not name {}", hub.server_url());
+        }
+        let path = dir.join(format!("hub-via-{}.yaml", server.port()));
+        std::fs::write(&path, yaml)?;
+        Ok(path)
     }
 
     /// The member names, in cluster order.

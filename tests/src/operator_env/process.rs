@@ -143,16 +143,17 @@ impl OperatorProcess {
             .append(true)
             .open(&log)?;
         let mut cmd = Command::new(&bin);
-        cmd.arg(format!(
-            "--kubeconfig={}",
-            env.hub().kubeconfig_path().display()
-        ))
-        .arg(format!("--namespace={HUB_NAMESPACE}"))
-        .arg(format!("--lease-namespace={HUB_NAMESPACE}"))
-        .arg(format!("--identity={}", options.identity))
-        .arg(format!("--leader-election={}", options.leader_election))
-        .arg(format!("--metrics-addr={addr}"))
-        .arg(format!("--health-addr={addr}"));
+        let kubeconfig = options
+            .kubeconfig
+            .as_deref()
+            .unwrap_or(env.hub().kubeconfig_path());
+        cmd.arg(format!("--kubeconfig={}", kubeconfig.display()))
+            .arg(format!("--namespace={HUB_NAMESPACE}"))
+            .arg(format!("--lease-namespace={HUB_NAMESPACE}"))
+            .arg(format!("--identity={}", options.identity))
+            .arg(format!("--leader-election={}", options.leader_election))
+            .arg(format!("--metrics-addr={addr}"))
+            .arg(format!("--health-addr={addr}"));
         if options.fast {
             cmd.args(FAST_FLAGS);
         }

@@ -1,0 +1,175 @@
+//! A [`NetworkBackend`] decorator that fences writes to targets on leadership: `apply` and
+//! `delete` run under the [`Fence`] (refused once this replica's leadership has run out, cut
+//! when it runs out; see [`crate::fence`] for the guarantee and its limits). Everything else
+//! passes through: pure calls write nothing, and `observe` only reads.
+//!
+//! A refused write is a non-retryable [`BackendError::Fenced`] carrying the [`Fenced`]
+//! message: retrying on this replica could not help (only a renewal reopens the fence).
+//!
+//! Every method of the trait is passed through, defaults included: a decorator that left a
+//! default in place would replace the backend's answer (its singletons, its teardown order)
+//! with the default one.
+
+use crate::fence::{Fence, Fenced};
+use async_trait::async_trait;
+use federation_core::api::BackendKind;
+use federation_core::backend::{
+    BackendError, Capabilities, Deletion, DesiredObject, DesiredState, Health, NetworkBackend,
+    ObjectKey, Observed, Singleton, Target, ValidationIssue,
+};
+use federation_core::plan::{NetworkPlan, NetworkRef};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Wraps a backend; writes run under the fence, the rest delegates.
+pub struct FencedBackend {
+    inner: Arc<dyn NetworkBackend>,
+    fence: Fence,
+}
+
+impl FencedBackend {
+    /// Fences the writes of `inner` on `fence`.
+    pub fn new(inner: Arc<dyn NetworkBackend>, fence: Fence) -> Self {
+        Self { inner, fence }
+    }
+}
+
+fn refused(target: &Target, fenced: Fenced) -> BackendError {
+    BackendError::Fenced {
+        target: target.to_string(),
+        reason: fenced.to_string(),
+    }
+}
+
+#[async_trait]
+impl NetworkBackend for FencedBackend {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn validate(&self, plan: &NetworkPlan) -> Vec<ValidationIssue> {
+        self.inner.validate(plan)
+    }
+
+    fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target> {
+        self.inner.targets(plan)
+    }
+
+    fn render(
+        &self,
+        plan: &NetworkPlan,
+        observed: &BTreeMap<Target, Observed>,
+    ) -> Result<DesiredState, BackendError> {
+        self.inner.render(plan, observed)
+    }
+
+    fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
+        self.inner.assess(plan, observed)
+    }
+
+    async fn observe(
+        &self,
+        target: &Target,
+        network: &NetworkRef,
+    ) -> Result<Observed, BackendError> {
+        self.inner.observe(target, network).await
+    }
+
+    async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
+        self.fence
+            .bound(self.inner.apply(target, objects))
+            .await
+            .unwrap_or_else(|e| Err(refused(target, e)))
+    }
+
+    async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError> {
+        self.fence
+            .bound(self.inner.delete(target, objects))
+            .await
+            .unwrap_or_else(|e| Err(refused(target, e)))
+    }
+
+    fn waits_for_links(&self, key: &ObjectKey) -> bool {
+        self.inner.waits_for_links(key)
+    }
+
+    fn candidate_targets(&self, member: &str) -> Vec<Target> {
+        self.inner.candidate_targets(member)
+    }
+
+    fn singletons(&self, plan: &NetworkPlan) -> Vec<Singleton> {
+        self.inner.singletons(plan)
+    }
+
+    fn deletion_order(&self, key: &ObjectKey) -> u8 {
+        self.inner.deletion_order(key)
+    }
+
+    fn teardown_phase(&self, target: &Target) -> u8 {
+        self.inner.teardown_phase(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use federation_core::backend::MockNetworkBackend;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    fn object() -> DesiredObject {
+        DesiredObject::new(
+            ObjectKey::namespaced("v1", "Secret", "ns", "a"),
+            serde_json::json!({}),
+        )
+    }
+
+    fn deletion() -> Deletion {
+        Deletion {
+            key: object().key,
+            uid: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_after_the_deadline_never_reach_the_backend() {
+        let mut mock = MockNetworkBackend::new();
+        // `times(0)`: the mock fails the test if a fenced write gets through.
+        mock.expect_apply().times(0);
+        mock.expect_delete().times(0);
+        let fence = Fence::closed();
+        fence.lead_until(Instant::now() + Duration::from_secs(1));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let backend = FencedBackend::new(Arc::new(mock), fence);
+        let target = Target::Member("east".into());
+        let err = backend.apply(&target, &[object()]).await.unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("leadership expired"), "{err}");
+        let err = backend.delete(&target, &[deletion()]).await.unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn writes_while_leading_pass_through() {
+        let mut mock = MockNetworkBackend::new();
+        mock.expect_apply().times(1).returning(|_, _| Ok(()));
+        mock.expect_observe()
+            .times(1)
+            .returning(|_, _| Ok(Observed::default()));
+        let fence = Fence::closed();
+        fence.lead_until(Instant::now() + Duration::from_secs(1));
+        let backend = FencedBackend::new(Arc::new(mock), fence.clone());
+        let target = Target::Member("east".into());
+        backend.apply(&target, &[object()]).await.unwrap();
+        // Reads are not fenced.
+        fence.close();
+        backend
+            .observe(&target, &NetworkRef::new("ns", "n"))
+            .await
+            .unwrap();
+    }
+}
