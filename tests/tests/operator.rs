@@ -64,7 +64,7 @@ const WRITES: &[&str] = &["POST", "PUT", "PATCH", "DELETE"];
 
 #[tokio::test]
 async fn converges_a_three_member_network_and_stops_cleanly() {
-    let mut env = FedEnv::start(3).await.unwrap();
+    let mut env = FedEnv::start_audited(3).await.unwrap();
     env.start_double();
     let logs = tempfile::tempdir().unwrap();
     let mut op = OperatorProcess::start(&env, OperatorOptions::fast("solo"), logs.path())
@@ -125,6 +125,11 @@ async fn converges_a_three_member_network_and_stops_cleanly() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = op.metrics().await.unwrap();
     let member_requests_before = member_requests(&env).await;
+    let member_writes_before = operator_member_writes(&env).await;
+    assert!(
+        !member_writes_before.is_empty(),
+        "the audit logs show the operator's writes while converging"
+    );
     tokio::time::sleep(Duration::from_secs(6)).await;
     let after = op.metrics().await.unwrap();
     assert_eq!(
@@ -138,8 +143,17 @@ async fn converges_a_three_member_network_and_stops_cleanly() {
         "member writes at rest"
     );
     let member_requests_after = member_requests(&env).await;
-    // Probes (every 2 s here) read members at rest; the point is that nothing is written.
-    assert!(member_requests_after >= member_requests_before);
+    // Probes (every 2 s here) keep reading members at rest ...
+    assert!(
+        member_requests_after > member_requests_before,
+        "the members were not even probed"
+    );
+    // ... but their audit logs show no write from the operator.
+    assert_eq!(
+        member_writes_before,
+        operator_member_writes(&env).await,
+        "operator writes to members at rest"
+    );
 
     // Drift in a member is seen by the member watch and repaired at once, not at the
     // periodic requeue (five minutes here).
@@ -189,6 +203,23 @@ async fn converges_a_three_member_network_and_stops_cleanly() {
         Some(0)
     );
     assert_eq!(lease_holder(&env).await, None);
+}
+
+/// Writes the operator (the only client authenticating as a service account here) made to
+/// the members, read from their audit logs: (member, verb, URI) of each completed request.
+async fn operator_member_writes(env: &FedEnv) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (name, c) in env.members().iter().zip(env.member_clusters()) {
+        for e in c.audit_events().await.unwrap() {
+            if e.stage == "ResponseComplete"
+                && e.user.username.starts_with("system:serviceaccount:")
+                && ["create", "update", "patch", "delete"].contains(&e.verb.as_str())
+            {
+                out.push((name.clone(), e.verb, e.request_uri));
+            }
+        }
+    }
+    out
 }
 
 async fn member_requests(env: &FedEnv) -> f64 {
@@ -335,12 +366,15 @@ async fn with_two_replicas_only_the_leader_writes_and_the_standby_takes_over() {
     }
     let b = standby.metrics().await.unwrap();
     assert_eq!(metric(&b, "fednet_leader", &[]), 1.0);
-    assert!(
+    // The service's Connector and its two Listeners, and nothing else.
+    assert_eq!(
         metric(
             &b,
             "fednet_backend_objects_total",
             &[("operation", "delete")]
-        ) >= 3.0
+        ),
+        3.0,
+        "{b}"
     );
     env.wait_network("Ready", CONVERGE, ready).await.unwrap();
 }

@@ -169,4 +169,21 @@ mod tests {
             r#"fednet_backend_operations_total{backend="Skupper",operation="delete",result="unreachable"} 1"#
         ));
     }
+
+    #[test]
+    fn defaults_of_the_seam_are_passed_through_not_replaced() {
+        let mut mock = MockNetworkBackend::new();
+        mock.expect_teardown_phase().returning(|_| 7);
+        mock.expect_deletion_order().returning(|_| 5);
+        mock.expect_candidate_targets()
+            .returning(|m| vec![Target::Broker(m.to_owned())]);
+        let backend = MeasuredBackend::new(Arc::new(mock), Metrics::new());
+        let key = ObjectKey::namespaced("v1", "Secret", "ns", "a");
+        assert_eq!(backend.teardown_phase(&Target::Member("a".into())), 7);
+        assert_eq!(backend.deletion_order(&key), 5);
+        assert_eq!(
+            backend.candidate_targets("east"),
+            [Target::Broker("east".into())]
+        );
+    }
 }
