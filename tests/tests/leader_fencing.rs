@@ -20,10 +20,9 @@ use federation_core::api::{ConditionExt, FederatedNetwork, READY};
 use federation_testkit::{AuditEvent, Cluster};
 use federation_tests::operator_env::metrics::{parse, sum};
 use federation_tests::operator_env::{
-    APP_NAMESPACE, EXPORTER, FedEnv, HUB_NAMESPACE, OperatorOptions, OperatorProcess, SERVICE,
+    APP_NAMESPACE, EXPORTER, FedEnv, OperatorOptions, OperatorProcess, SERVICE,
 };
 use federation_tests::tcp_proxy::{Cut, TcpProxy};
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -44,26 +43,6 @@ const RENEW_DEADLINE: Duration = Duration::from_secs(3);
 /// that separation is asserted separately below.
 const CLOCK_MARGIN: Duration = Duration::from_millis(250);
 const WRITE_VERBS: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
-
-async fn lease_holder(env: &FedEnv) -> Option<String> {
-    Api::<Lease>::namespaced(env.hub().client(), HUB_NAMESPACE)
-        .get_opt("fednet-operator")
-        .await
-        .unwrap()
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
-}
-
-async fn wait_lease_holder(env: &FedEnv, identity: &str, timeout: Duration) {
-    let started = Instant::now();
-    while lease_holder(env).await.as_deref() != Some(identity) {
-        assert!(
-            started.elapsed() < timeout,
-            "{identity} did not take the lease within {timeout:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn ready(net: &FederatedNetwork) -> bool {
     net.status.as_ref().is_some_and(|s| {
@@ -124,7 +103,8 @@ async fn a_leader_cut_off_from_the_hub_sends_no_member_write_after_its_renew_dea
     let old = OperatorProcess::start(&env, options, logs.path())
         .await
         .unwrap();
-    wait_lease_holder(&env, "replica-a", Duration::from_secs(20)).await;
+    env.wait_lease_holder("replica-a", Duration::from_secs(20))
+        .await;
     let new = OperatorProcess::start(&env, OperatorOptions::fast("replica-b"), logs.path())
         .await
         .unwrap();
@@ -181,7 +161,8 @@ async fn a_leader_cut_off_from_the_hub_sends_no_member_write_after_its_renew_dea
     let cut = Instant::now();
     proxy.cut(Cut::Blackhole);
 
-    wait_lease_holder(&env, "replica-b", Duration::from_secs(20)).await;
+    env.wait_lease_holder("replica-b", Duration::from_secs(20))
+        .await;
     let takeover = cut.elapsed();
     // Drift goes on until well after replica-a's deadline: it would repair it if it wrote.
     let past_deadline = RENEW_DEADLINE + Duration::from_secs(3);

@@ -11,7 +11,6 @@ use federation_tests::operator_env::metrics::{operator_requests_on, parse, sum};
 use federation_tests::operator_env::{
     EXPORTER, FedEnv, HUB_NAMESPACE, OperatorOptions, OperatorProcess, SERVICE, TOPOLOGY_HUB,
 };
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use std::time::Duration;
@@ -22,27 +21,6 @@ fn ready(net: &FederatedNetwork) -> bool {
     net.status.as_ref().is_some_and(|s| {
         s.conditions.is_true(READY) && s.observed_generation == net.metadata.generation
     })
-}
-
-async fn lease_holder(env: &FedEnv) -> Option<String> {
-    Api::<Lease>::namespaced(env.hub().client(), HUB_NAMESPACE)
-        .get_opt("fednet-operator")
-        .await
-        .unwrap()
-        .and_then(|l| l.spec)
-        .and_then(|s| s.holder_identity)
-}
-
-async fn wait_lease_holder(env: &FedEnv, identity: &str, timeout: Duration) {
-    let started = std::time::Instant::now();
-    while lease_holder(env).await.as_deref() != Some(identity) {
-        assert!(
-            started.elapsed() < timeout,
-            "{identity} did not take the lease within {timeout:?} (holder {:?})",
-            lease_holder(env).await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn metric(text: &str, name: &str, filter: &[(&str, &str)]) -> f64 {
@@ -202,7 +180,7 @@ async fn converges_a_three_member_network_and_stops_cleanly() {
         op.terminate(Duration::from_secs(20)).await.unwrap(),
         Some(0)
     );
-    assert_eq!(lease_holder(&env).await, None);
+    assert_eq!(env.lease_holder().await, None);
 }
 
 /// Writes the operator (the only client authenticating as a service account here) made to
@@ -268,7 +246,8 @@ async fn killed_mid_reconcile_and_restarted_it_converges_without_duplicates_or_o
     let second = OperatorProcess::start(&env, OperatorOptions::fast("second"), logs.path())
         .await
         .unwrap();
-    wait_lease_holder(&env, "second", Duration::from_secs(20)).await;
+    env.wait_lease_holder("second", Duration::from_secs(20))
+        .await;
     env.wait_network("Ready", CONVERGE, ready)
         .await
         .unwrap_or_else(|e| panic!("{e:#}\noperator log:\n{}", second.log_tail(60)));
@@ -283,7 +262,8 @@ async fn with_two_replicas_only_the_leader_writes_and_the_standby_takes_over() {
     let mut leader = OperatorProcess::start(&env, OperatorOptions::fast("replica-a"), logs.path())
         .await
         .unwrap();
-    wait_lease_holder(&env, "replica-a", Duration::from_secs(20)).await;
+    env.wait_lease_holder("replica-a", Duration::from_secs(20))
+        .await;
     let standby = OperatorProcess::start(&env, OperatorOptions::fast("replica-b"), logs.path())
         .await
         .unwrap();
@@ -296,7 +276,7 @@ async fn with_two_replicas_only_the_leader_writes_and_the_standby_takes_over() {
         .await
         .unwrap_or_else(|e| panic!("{e:#}\nleader log:\n{}", leader.log_tail(60)));
     env.check_inventory().await.unwrap();
-    assert_eq!(lease_holder(&env).await.as_deref(), Some("replica-a"));
+    assert_eq!(env.lease_holder().await.as_deref(), Some("replica-a"));
 
     // The leader did the work; the standby wrote nothing anywhere and reconciled nothing.
     let a = leader.metrics().await.unwrap();
@@ -337,7 +317,8 @@ async fn with_two_replicas_only_the_leader_writes_and_the_standby_takes_over() {
     // The leader dies without releasing the lease; the standby takes over and serves a
     // change: the service goes away, so its Connector and Listeners must go too.
     leader.kill().await.unwrap();
-    wait_lease_holder(&env, "replica-b", Duration::from_secs(20)).await;
+    env.wait_lease_holder("replica-b", Duration::from_secs(20))
+        .await;
     Api::<FederatedService>::namespaced(env.hub().client(), HUB_NAMESPACE)
         .delete(SERVICE, &DeleteParams::default())
         .await

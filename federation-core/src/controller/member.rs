@@ -3,15 +3,15 @@
 
 use super::inventory::inventory_uses_member;
 use super::network::list_networks;
-use super::{Context, ControllerError, apply_status, hub_error};
+use super::{Context, ControllerError, apply_status, hub_error, record_event};
 use crate::api::{MEMBER_FINALIZER, MemberCluster};
 use crate::cluster::{FailureKind, failure_kind, member_status, probe};
 use crate::plan::is_abandoned;
 use crate::status::changed;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
-use kube::{Api, Resource, ResourceExt};
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -181,17 +181,5 @@ async fn publish(
     reason: &str,
     note: &str,
 ) {
-    let Some(recorder) = &ctx.recorder else {
-        return;
-    };
-    let event = KubeEvent {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1024).collect()),
-        action: "Release".into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &member.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not record event");
-    }
+    record_event(ctx, member, type_, "Release", reason, note).await;
 }

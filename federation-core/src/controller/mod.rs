@@ -26,7 +26,7 @@ use crate::cluster::{FailurePolicy, MemberRegistry, ProbeStreaks};
 use crate::engine::Engine;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::Recorder;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -190,6 +190,33 @@ where
     .await
     .map_err(hub_error("patch status of", format!("{kind} {name}")))?;
     Ok(())
+}
+
+/// Records an Event on a hub object. Best effort: failing to record one must not fail the
+/// reconcile. Notes are cut to the 1 KiB the Events API accepts.
+async fn record_event<K>(
+    ctx: &Context,
+    object: &K,
+    type_: EventType,
+    action: &str,
+    reason: &str,
+    note: &str,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let Some(recorder) = &ctx.recorder else {
+        return;
+    };
+    let event = KubeEvent {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note.chars().take(1024).collect()),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::debug!(error = %e, "could not record event");
+    }
 }
 
 fn hub_error(

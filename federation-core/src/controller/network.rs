@@ -6,7 +6,7 @@
 
 use super::claims::conflicting_claim;
 use super::inventory::{inventory_of, recorded_targets, sweep_targets, unreachable_forever};
-use super::{Context, ControllerError, apply_status, hub_error};
+use super::{Context, ControllerError, apply_status, hub_error, record_event};
 use crate::api::{
     FederatedNetwork, FederatedNetworkStatus, FederatedService, INVENTORY_ANNOTATION, Inventory,
     MemberCluster, MemberPhase, NETWORK_FINALIZER,
@@ -18,9 +18,9 @@ use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
 use crate::status::{PlanFailure, changed, network_status, service_status};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event, finalizer};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -499,7 +499,6 @@ async fn write_service_statuses(
     Ok(())
 }
 
-/// Events are best effort: failing to record one must not fail the reconcile.
 async fn publish(
     ctx: &Context,
     net: &FederatedNetwork,
@@ -507,17 +506,5 @@ async fn publish(
     reason: &str,
     note: &str,
 ) {
-    let Some(recorder) = &ctx.recorder else {
-        return;
-    };
-    let event = KubeEvent {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note.chars().take(1024).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = recorder.publish(&event, &net.object_ref(&())).await {
-        tracing::debug!(error = %e, "could not record event");
-    }
+    record_event(ctx, net, type_, "Reconcile", reason, note).await;
 }

@@ -269,6 +269,33 @@ impl FedEnv {
         out
     }
 
+    /// Who holds the operator's Lease, if anyone.
+    pub async fn lease_holder(&self) -> Option<String> {
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+            self.hub().client(),
+            HUB_NAMESPACE,
+        )
+        .get_opt("fednet-operator")
+        .await
+        .ok()
+        .flatten()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+    }
+
+    /// Waits until `identity` holds the Lease; panics with the holder after `timeout`.
+    pub async fn wait_lease_holder(&self, identity: &str, timeout: std::time::Duration) {
+        let started = std::time::Instant::now();
+        while self.lease_holder().await.as_deref() != Some(identity) {
+            assert!(
+                started.elapsed() < timeout,
+                "{identity} did not take the lease within {timeout:?} (holder {:?})",
+                self.lease_holder().await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Checks that every member holds exactly the expected objects: none missing, none extra
     /// (an orphan), none twice (names are unique per kind and namespace, and a second site
     /// or link would have another name).
