@@ -1,7 +1,7 @@
 //! Planning of shared services.
 
 use super::{NetworkRef, matches_selector};
-use crate::api::{FederatedNetworkSpec, FederatedService, MemberCluster, ServiceExporter};
+use crate::api::{FederatedNetworkSpec, FederatedService, MemberCluster, READY, ServiceExporter};
 use kube::ResourceExt;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -83,11 +83,13 @@ pub(super) fn plan_services(
         })
         .collect();
     // The oldest service keeps a contested name: a new service never takes over one that
-    // may already be in use (creation time, then name, for a stable order).
+    // may already be in use. Creation times have a resolution of one second, so within the
+    // same second the one already served goes first; then the name, for a stable order.
     mine.sort_by(|a, b| {
         let created = |s: &FederatedService| s.metadata.creation_timestamp.as_ref().map(|t| t.0);
         created(a)
             .cmp(&created(b))
+            .then_with(|| already_served(b).cmp(&already_served(a)))
             .then_with(|| a.name_any().cmp(&b.name_any()))
     });
     let mut service_names: BTreeSet<(String, String)> = BTreeSet::new();
@@ -103,7 +105,7 @@ pub(super) fn plan_services(
                 } else {
                     rejected.push(RejectedService {
                         name,
-                        reason: "ServiceNameConflict".into(),
+                        reason: SERVICE_NAME_CONFLICT.into(),
                         message: format!(
                             "another FederatedService of this network already publishes {}/{}",
                             plan.namespace, plan.service_name
@@ -120,6 +122,18 @@ pub(super) fn plan_services(
     }
     (planned, rejected)
 }
+
+/// Whether a service was planned by an earlier pass: its status has a Ready condition for a
+/// reason other than losing a name conflict.
+fn already_served(svc: &FederatedService) -> bool {
+    svc.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+        .is_some_and(|c| c.reason != SERVICE_NAME_CONFLICT)
+}
+
+/// Reason of a service refused because an older one publishes the same Service name.
+pub const SERVICE_NAME_CONFLICT: &str = "ServiceNameConflict";
 
 fn plan_service(
     network: &NetworkRef,

@@ -148,6 +148,42 @@ fn invalid_services_are_rejected_alone() {
 }
 
 #[test]
+fn within_one_second_the_service_already_served_keeps_the_name() {
+    let net = network("prod", &["a", "b"], full_mesh());
+    let same_second = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::from_second(1000).unwrap(),
+    ));
+    let mut served = service("z-served", "prod", "a");
+    served.spec.service_name = "orders".into();
+    served.metadata.creation_timestamp = same_second.clone();
+    served.status = Some(crate::api::FederatedServiceStatus {
+        conditions: vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: crate::api::READY.into(),
+            status: "True".into(),
+            reason: "AllConsumersReady".into(),
+            message: String::new(),
+            observed_generation: None,
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+        }],
+        ..Default::default()
+    });
+    let mut newcomer = service("a-new", "prod", "b");
+    newcomer.spec.service_name = "orders".into();
+    newcomer.metadata.creation_timestamp = same_second;
+    let plan = plan_of(&net, &["a", "b"], &[newcomer, served]);
+    assert_eq!(
+        plan.services
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["z-served"]
+    );
+    assert_eq!(plan.rejected_services[0].name, "a-new");
+}
+
+#[test]
 fn a_bad_reference_is_left_out_and_the_rest_is_served() {
     let net = network("prod", &["a", "b", "c"], full_mesh());
     let mut svc = service("orders", "prod", "a");
