@@ -55,18 +55,44 @@ pub fn layout(g: &Graph) -> Layout {
     };
     let mut positions = vec![centre; g.nodes.len()];
     place(&mut positions, &inner, r_inner, centre, 0.0);
-    // Spokes sit half a step off the hubs' angles, so a hub-to-hub line rarely crosses a spoke.
-    let offset = if inner.len() > 1 && !outer.is_empty() {
-        0.5
-    } else {
-        0.0
-    };
+    let offset = spoke_offset(inner.len(), outer.len());
     place(&mut positions, &outer, r_outer, centre, offset);
     Layout {
         positions,
         width: 2.0 * extent,
         height: 2.0 * extent,
     }
+}
+
+/// Where the spokes' ring starts, in spoke steps: the first of eight candidates that keeps
+/// every spoke furthest (in angle) from every hub, so that no spoke sits behind a hub and
+/// its links do not run through that hub.
+fn spoke_offset(hubs: usize, spokes: usize) -> f64 {
+    if hubs < 2 || spokes == 0 {
+        return 0.0;
+    }
+    let angle = |k: usize, count: usize, offset: f64| (k as f64 + offset) / count as f64;
+    let clearance = |offset: f64| {
+        let mut min = f64::MAX;
+        for s in 0..spokes {
+            for h in 0..hubs {
+                // Angles as fractions of a turn; the distance wraps around.
+                let d = (angle(s, spokes, offset) - angle(h, hubs, 0.0)).rem_euclid(1.0);
+                min = min.min(d.min(1.0 - d));
+            }
+        }
+        min
+    };
+    let mut best = (0.0, clearance(0.0));
+    for i in 1..8 {
+        let offset = f64::from(i) / 8.0;
+        let c = clearance(offset);
+        // Strictly better only, so that ties keep the earlier (smaller) offset.
+        if c > best.1 + 1e-12 {
+            best = (offset, c);
+        }
+    }
+    best.0
 }
 
 fn ring_radius(count: usize) -> f64 {
@@ -154,6 +180,22 @@ mod tests {
                 .iter()
                 .all(|p| dist(*p, centre) > hub + 100.0)
         );
+    }
+
+    #[test]
+    fn no_spoke_sits_at_a_hub_angle() {
+        for hubs in 2..5 {
+            for spokes in 1..10 {
+                let offset = spoke_offset(hubs, spokes);
+                for s in 0..spokes {
+                    for h in 0..hubs {
+                        let d = ((s as f64 + offset) / spokes as f64 - h as f64 / hubs as f64)
+                            .rem_euclid(1.0);
+                        assert!(d.min(1.0 - d) > 0.01, "{hubs} hubs, {spokes} spokes");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -13,9 +13,9 @@ const TITLE_H: f64 = 40.0;
 /// Height of the legend band below it.
 const LEGEND_H: f64 = 40.0;
 
-/// The graph as an SVG document: hubs as bold rounded squares, spokes and peers as circles,
-/// names under the nodes, links as arrows dialer -> acceptor coloured by phase with the cost
-/// at their middle, and a legend of the phases drawn.
+/// The graph as an SVG document: hubs as bold rounded boxes holding their name, spokes and
+/// peers as circles named on their outer side, links as arrows dialer -> acceptor coloured
+/// by phase with the cost at their middle, and a legend of the phases drawn.
 pub fn svg(g: &Graph) -> String {
     let l = layout(g);
     let width = l.width.max(360.0);
@@ -63,13 +63,16 @@ pub fn svg(g: &Graph) -> String {
             let len = vx.hypot(vy).max(f64::EPSILON);
             (len, vx / len, vy / len)
         };
-        // Stop short of both nodes so the arrowhead stays visible.
-        let gap = NODE_R + 4.0;
-        if len <= 2.0 * gap {
+        // Stop short of both nodes' outlines so the arrowhead stays visible.
+        let (gap_from, gap_to) = (
+            reach(&g.nodes[d], ux, uy) + 4.0,
+            reach(&g.nodes[a], ux, uy) + 4.0,
+        );
+        if len <= gap_from + gap_to {
             continue;
         }
-        let (x1, y1) = (from.x + ux * gap, from.y + uy * gap);
-        let (x2, y2) = (to.x - ux * gap, to.y - uy * gap);
+        let (x1, y1) = (from.x + ux * gap_from, from.y + uy * gap_from);
+        let (x2, y2) = (to.x - ux * gap_to, to.y - uy * gap_to);
         let c = e.phase.colour();
         let _ = writeln!(
             s,
@@ -88,37 +91,89 @@ pub fn svg(g: &Graph) -> String {
             xml(&format!("cost {}", e.cost))
         );
     }
+    let centre = Point {
+        x: width / 2.0,
+        y: TITLE_H + l.height / 2.0,
+    };
     for (i, node) in g.nodes.iter().enumerate() {
         let p = at(l.positions[i]);
-        let shape = match node.role {
-            MemberRole::Hub => format!(
-                r#"<rect x="{}" y="{}" width="{}" height="{}" rx="8" fill="{HUB_FILL}" stroke="{HUB_STROKE}" stroke-width="3"/>"#,
-                n(p.x - NODE_R),
-                n(p.y - NODE_R),
-                n(2.0 * NODE_R),
-                n(2.0 * NODE_R)
-            ),
-            MemberRole::Spoke | MemberRole::Peer => format!(
-                r#"<circle cx="{}" cy="{}" r="{}" fill="{NODE_FILL}" stroke="{NODE_STROKE}" stroke-width="1.5"/>"#,
-                n(p.x),
-                n(p.y),
-                n(NODE_R)
-            ),
+        let name = xml(&node.name);
+        let body = match node.role {
+            // A hub's name is written inside its box, which grows with the name: nothing is
+            // ever drawn over it.
+            MemberRole::Hub => {
+                let half = hub_half_width(&node.name);
+                format!(
+                    r#"<rect x="{}" y="{}" width="{}" height="{}" rx="8" fill="{HUB_FILL}" stroke="{HUB_STROKE}" stroke-width="3"/><text x="{}" y="{}" text-anchor="middle" font-weight="bold">{name}</text>"#,
+                    n(p.x - half),
+                    n(p.y - NODE_R),
+                    n(2.0 * half),
+                    n(2.0 * NODE_R),
+                    n(p.x),
+                    n(p.y + 5.0)
+                )
+            }
+            // A spoke's name goes outside its circle, away from the centre, where its links
+            // (which run inwards) are not.
+            MemberRole::Spoke | MemberRole::Peer => {
+                let (vx, vy) = (p.x - centre.x, p.y - centre.y);
+                let len = vx.hypot(vy);
+                let (ux, uy) = if len < 1.0 {
+                    (0.0, 1.0)
+                } else {
+                    (vx / len, vy / len)
+                };
+                let anchor = match ux {
+                    x if x > 0.3 => "start",
+                    x if x < -0.3 => "end",
+                    _ => "middle",
+                };
+                format!(
+                    r#"<circle cx="{}" cy="{}" r="{}" fill="{NODE_FILL}" stroke="{NODE_STROKE}" stroke-width="1.5"/><text x="{}" y="{}" text-anchor="{anchor}" stroke="white" stroke-width="4" paint-order="stroke">{name}</text>"#,
+                    n(p.x),
+                    n(p.y),
+                    n(NODE_R),
+                    n(p.x + ux * (NODE_R + 6.0)),
+                    n(p.y + uy * (NODE_R + 6.0) + 5.0 + 6.0 * uy)
+                )
+            }
         };
         let _ = writeln!(
             s,
-            r#"<g class="member {}"><title>{} ({})</title>{shape}<text x="{}" y="{}" text-anchor="middle">{}</text></g>"#,
+            r#"<g class="member {}"><title>{name} ({})</title>{body}</g>"#,
             node.role.as_str(),
-            xml(&node.name),
             node.role.as_str(),
-            n(p.x),
-            n(p.y + NODE_R + 17.0),
-            xml(&node.name)
         );
     }
     legend(&mut s, g, height - LEGEND_H / 2.0);
     s.push_str("</svg>\n");
     s
+}
+
+/// Half the width of a hub's box: room for its name (about 8 units a character in bold).
+fn hub_half_width(name: &str) -> f64 {
+    (name.chars().count() as f64 * 4.5 + 10.0).max(NODE_R)
+}
+
+/// How far from a node's centre its outline is, going in direction (ux, uy).
+fn reach(node: &crate::graph::Node, ux: f64, uy: f64) -> f64 {
+    match node.role {
+        MemberRole::Hub => {
+            let half_w = hub_half_width(&node.name);
+            let tx = if ux.abs() < 1e-9 {
+                f64::MAX
+            } else {
+                half_w / ux.abs()
+            };
+            let ty = if uy.abs() < 1e-9 {
+                f64::MAX
+            } else {
+                NODE_R / uy.abs()
+            };
+            tx.min(ty)
+        }
+        MemberRole::Spoke | MemberRole::Peer => NODE_R,
+    }
 }
 
 /// The phases the graph's edges are in, in legend order.
@@ -164,7 +219,7 @@ fn legend(s: &mut String, g: &Graph, y: f64) {
             n(y + 5.0),
             p.as_str()
         );
-        x += 90.0;
+        x += 44.0 + 8.0 * p.as_str().len() as f64;
     }
 }
 
