@@ -149,3 +149,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))
 }
+
+/// Writes `text` to stdout. Returns `false` when the reader has gone (`fedctl ... | head`),
+/// which is not an error: there is simply nobody left to print for.
+fn emit(text: &str) -> anyhow::Result<bool> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(anyhow::anyhow!("writing to stdout: {e}")),
+    }
+}

@@ -39,14 +39,16 @@ pub fn run(hub: &HubOptions, args: Args) -> Result<()> {
         };
         let first = format_view(&view, &args)?;
         if !args.watch {
-            return write_stdout(first).await;
+            return write_stdout(first).await.map(drop);
         }
         let redraw = std::io::stdout().is_terminal();
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let watcher = tokio::spawn(watch(client, scope, tx));
         let mut last: Option<String> = None;
         let mut frames = 0usize;
-        show(&first, redraw, &args, &mut frames).await?;
+        if !show(&first, redraw, &args, &mut frames).await? {
+            return Ok(());
+        }
         last.get_or_insert(first);
         while let Some(update) = rx.recv().await {
             match update {
@@ -54,7 +56,9 @@ pub fn run(hub: &HubOptions, args: Args) -> Result<()> {
                     let text = format_view(&view, &args)?;
                     // The first watched view repeats the read above; only changes print.
                     if last.as_deref() != Some(text.as_str()) {
-                        show(&text, redraw, &args, &mut frames).await?;
+                        if !show(&text, redraw, &args, &mut frames).await? {
+                            break;
+                        }
                         last = Some(text);
                     }
                 }
@@ -68,8 +72,8 @@ pub fn run(hub: &HubOptions, args: Args) -> Result<()> {
 
 /// Prints one state: on a terminal the screen is cleared first; elsewhere states follow each
 /// other, separated so that tools can split them (`---` between text or YAML documents, one
-/// JSON document per line).
-async fn show(text: &str, redraw: bool, args: &Args, frames: &mut usize) -> Result<()> {
+/// JSON document per line). Returns `false` when stdout's reader has gone.
+async fn show(text: &str, redraw: bool, args: &Args, frames: &mut usize) -> Result<bool> {
     let mut buf = String::new();
     if redraw {
         buf.push_str("\x1b[2J\x1b[H");
@@ -77,22 +81,14 @@ async fn show(text: &str, redraw: bool, args: &Args, frames: &mut usize) -> Resu
         buf.push_str("---\n");
     }
     buf.push_str(text);
-    write_stdout(buf).await?;
     *frames += 1;
-    Ok(())
+    write_stdout(buf).await
 }
 
 /// Writes to stdout off the runtime's thread: a slow pipe or terminal must not stall the
-/// watches.
-async fn write_stdout(text: String) -> Result<()> {
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        out.write_all(text.as_bytes())?;
-        out.flush()
-    })
-    .await??;
-    Ok(())
+/// watches. `false` when the reader has gone.
+async fn write_stdout(text: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || crate::emit(&text)).await?
 }
 
 fn format_view(view: &View, args: &Args) -> Result<String> {

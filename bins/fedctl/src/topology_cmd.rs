@@ -32,8 +32,7 @@ pub fn run(
     } else {
         offline(files, network.as_deref(), namespace.as_deref())?
     };
-    print!("{}", render(&graph, format));
-    Ok(())
+    crate::emit(&render(&graph, format)).map(drop)
 }
 
 /// The graph of a network planned from manifests: every member healthy, phases unknown.
