@@ -1,4 +1,4 @@
-//! Reading fednet manifests from files.
+//! Reading fednet manifests from files, for the offline commands (`plan`, `topology -f`).
 
 use anyhow::{Context, Result, bail};
 use federation_core::api::{FederatedNetwork, FederatedService, MemberCluster};
@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 /// The fednet objects found in a set of files.
 #[derive(Default)]
 pub struct Manifests {
+    /// The networks.
     pub networks: Vec<FederatedNetwork>,
+    /// The member clusters.
     pub members: Vec<MemberCluster>,
+    /// The shared services.
     pub services: Vec<FederatedService>,
 }
 

@@ -1,8 +1,8 @@
 //! `fedctl plan`.
 
 use crate::Output;
-use crate::manifests::Manifests;
 use anyhow::{Result, bail};
+use fedctl::manifests::Manifests;
 use federation_core::api::BackendKind;
 use federation_core::backend::DesiredState;
 use federation_core::plan::{NetworkPlan, PlanInput, plan};
