@@ -1,11 +1,12 @@
 //! Several simulated clusters started together, torn down together.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use tokio::sync::Semaphore;
 
 use crate::assets::Assets;
 use crate::certs::Pki;
@@ -19,6 +20,23 @@ use crate::process::{ManagedProcess, ProcessInfo, ProcessRole, ProcessSpec};
 
 /// Set to `1` to keep the temp folder (logs, etcd data, kubeconfigs) after the kit is dropped.
 pub const ENV_KEEP_TEMP_DIR: &str = "FEDNET_TESTKIT_KEEP";
+
+/// How many kube-apiservers per CPU this process starts at once; the others wait their turn.
+///
+/// All 33 at once on two cores starved the shared etcd: requests timed out and an API server whose
+/// post-start hook (`scheduling/bootstrap-system-priority-classes`) hit the timeout exited. Eight at
+/// once start in about 16 s (see [`EtcdLayout`]), so the machine stays busy without thrashing.
+const APISERVER_STARTS_PER_CPU: usize = 4;
+
+/// The process-wide limit on kube-apiservers starting at once: every kit (and test) in the
+/// process shares the same CPUs and, with the default layout, pushes through one etcd.
+fn apiserver_start_permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Semaphore::new(cpus.saturating_mul(APISERVER_STARTS_PER_CPU))
+    })
+}
 
 /// The service CIDR every test API server gets (envtest's choice; nothing is routed there).
 const SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/24";
@@ -342,6 +360,12 @@ async fn start_apiserver(
         .await
         .map_err(|e| Error::io("create directory", &cert_dir, e))?;
     let log = cluster_dir.join("kube-apiserver.log");
+    // Held until the server is ready (or failed): the startup timeout counts from its spawn, so
+    // waiting here does not eat into it.
+    let _permit = apiserver_start_permits()
+        .acquire()
+        .await
+        .map_err(|_| Error::InvalidArgument("the start limiter was closed".to_owned()))?;
     start_with_fresh_ports(
         &format!("{name}/kube-apiserver"),
         &log,
