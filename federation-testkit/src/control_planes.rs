@@ -1,11 +1,12 @@
 //! Several simulated clusters started together, torn down together.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use tokio::sync::Semaphore;
 
 use crate::assets::Assets;
 use crate::certs::Pki;
@@ -14,10 +15,28 @@ use crate::crds::{self, Upstream};
 use crate::error::{Error, Result};
 use crate::etcd::Etcd;
 use crate::kubeconfig::admin_kubeconfig;
-use crate::process::{ManagedProcess, ProcessInfo, ProcessRole, ProcessSpec, free_ports};
+use crate::ports::{Ports, start_with_fresh_ports};
+use crate::process::{ManagedProcess, ProcessInfo, ProcessRole, ProcessSpec};
 
 /// Set to `1` to keep the temp folder (logs, etcd data, kubeconfigs) after the kit is dropped.
 pub const ENV_KEEP_TEMP_DIR: &str = "FEDNET_TESTKIT_KEEP";
+
+/// How many kube-apiservers per CPU this process starts at once; the others wait their turn.
+///
+/// All 33 at once on two cores starved the shared etcd: requests timed out and an API server whose
+/// post-start hook (`scheduling/bootstrap-system-priority-classes`) hit the timeout exited. Eight at
+/// once start in about 16 s (see [`EtcdLayout`]), so the machine stays busy without thrashing.
+const APISERVER_STARTS_PER_CPU: usize = 4;
+
+/// The process-wide limit on kube-apiservers starting at once: every kit (and test) in the
+/// process shares the same CPUs and, with the default layout, pushes through one etcd.
+fn apiserver_start_permits() -> &'static Semaphore {
+    static PERMITS: OnceLock<Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Semaphore::new(cpus.saturating_mul(APISERVER_STARTS_PER_CPU))
+    })
+}
 
 /// The service CIDR every test API server gets (envtest's choice; nothing is routed there).
 const SERVICE_CLUSTER_IP_RANGE: &str = "10.0.0.0/24";
@@ -78,6 +97,9 @@ pub struct ControlPlanesBuilder {
     startup_timeout: Duration,
     assets: Option<Assets>,
     audit_writes: bool,
+    /// Ports handed out before any from the process-wide registry (a test seam: a test plants a
+    /// port it holds to make a start collide on purpose).
+    planted_ports: Vec<u16>,
 }
 
 impl Default for ControlPlanesBuilder {
@@ -95,6 +117,7 @@ impl Default for ControlPlanesBuilder {
             startup_timeout: Duration::from_secs(240),
             assets: None,
             audit_writes: false,
+            planted_ports: Vec::new(),
         }
     }
 }
@@ -154,6 +177,14 @@ impl ControlPlanesBuilder {
     /// Only for [`ClusterRuntime::Processes`].
     pub fn audit_writes(mut self, enabled: bool) -> Self {
         self.audit_writes = enabled;
+        self
+    }
+
+    /// Hands out these ports first, in start order (shared etcd: client, peer; then the API
+    /// servers), before any from the registry.
+    #[cfg(test)]
+    pub(crate) fn plant_ports(mut self, ports: impl IntoIterator<Item = u16>) -> Self {
+        self.planted_ports.extend(ports);
         self
     }
 
@@ -247,44 +278,45 @@ impl ControlPlanesBuilder {
             None
         };
         let audit_policy = audit_policy.as_deref();
+        let ports = Ports::with_planted(self.planted_ports.iter().copied());
         let names: Vec<String> = (0..self.clusters)
             .map(|i| format!("{}-{i}", self.name_prefix))
             .collect();
+        let settings = ApiserverSettings {
+            assets,
+            pki: &pki,
+            dir,
+            timeout: self.startup_timeout,
+            audit_policy,
+            ports: &ports,
+        };
         match self.etcd_layout {
             EtcdLayout::Shared => {
-                let etcd =
-                    Etcd::start(&assets.etcd, "etcd-shared", dir, self.startup_timeout).await?;
-                let clusters = try_join_all(names.iter().map(|name| {
-                    start_apiserver(
-                        name,
-                        assets,
-                        etcd.client_url(),
-                        &pki,
-                        dir,
-                        self.startup_timeout,
-                        audit_policy,
-                    )
-                }))
+                let etcd = Etcd::start(
+                    &assets.etcd,
+                    "etcd-shared",
+                    dir,
+                    self.startup_timeout,
+                    &ports,
+                )
+                .await?;
+                let clusters = try_join_all(
+                    names
+                        .iter()
+                        .map(|name| start_apiserver(name, etcd.client_url(), settings)),
+                )
                 .await?;
                 Ok((clusters, vec![etcd]))
             }
             EtcdLayout::PerCluster => {
                 let pairs = try_join_all(names.iter().map(|name| {
-                    let pki = &pki;
+                    let ports = &ports;
                     async move {
                         let etcd_name = format!("{name}-etcd");
-                        let etcd = Etcd::start(&assets.etcd, &etcd_name, dir, self.startup_timeout)
-                            .await?;
-                        let cluster = start_apiserver(
-                            name,
-                            assets,
-                            etcd.client_url(),
-                            pki,
-                            dir,
-                            self.startup_timeout,
-                            audit_policy,
-                        )
-                        .await?;
+                        let etcd =
+                            Etcd::start(&assets.etcd, &etcd_name, dir, self.startup_timeout, ports)
+                                .await?;
+                        let cluster = start_apiserver(name, etcd.client_url(), settings).await?;
                         Ok::<_, Error>((cluster, etcd))
                     }
                 }))
@@ -304,23 +336,74 @@ impl ControlPlanesBuilder {
     }
 }
 
-/// Starts one kube-apiserver against `etcd_url` and waits until it serves `default`.
+/// What every kube-apiserver of a kit is started with.
+#[derive(Debug, Clone, Copy)]
+struct ApiserverSettings<'a> {
+    assets: &'a Assets,
+    pki: &'a Pki,
+    dir: &'a Path,
+    timeout: Duration,
+    audit_policy: Option<&'a Path>,
+    ports: &'a Ports,
+}
+
+/// Starts one kube-apiserver against `etcd_url` and waits until it serves `default`; started
+/// again on a fresh port if another process takes its port.
 async fn start_apiserver(
     name: &str,
-    assets: &Assets,
     etcd_url: &str,
-    pki: &Pki,
-    dir: &Path,
-    timeout: Duration,
-    audit_policy: Option<&Path>,
+    settings: ApiserverSettings<'_>,
 ) -> Result<Cluster> {
+    let cluster_dir = settings.dir.join(name);
+    let cert_dir = cluster_dir.join("certs");
+    tokio::fs::create_dir_all(&cert_dir)
+        .await
+        .map_err(|e| Error::io("create directory", &cert_dir, e))?;
+    let log = cluster_dir.join("kube-apiserver.log");
+    // Held until the server is ready (or failed): the startup timeout counts from its spawn, so
+    // waiting here does not eat into it.
+    let _permit = apiserver_start_permits()
+        .acquire()
+        .await
+        .map_err(|_| Error::InvalidArgument("the start limiter was closed".to_owned()))?;
+    start_with_fresh_ports(
+        &format!("{name}/kube-apiserver"),
+        &log,
+        settings.ports,
+        1,
+        |chosen| {
+            let log = log.clone();
+            async move {
+                let [port] = chosen[..] else {
+                    return Err(Error::InvalidArgument(format!(
+                        "kube-apiserver needs one port, got {chosen:?}"
+                    )));
+                };
+                start_apiserver_on(name, etcd_url, settings, log, port).await
+            }
+        },
+    )
+    .await
+}
+
+/// One attempt of [`start_apiserver`], on `port`.
+async fn start_apiserver_on(
+    name: &str,
+    etcd_url: &str,
+    settings: ApiserverSettings<'_>,
+    log: PathBuf,
+    port: u16,
+) -> Result<Cluster> {
+    let ApiserverSettings {
+        assets,
+        pki,
+        dir,
+        timeout,
+        audit_policy,
+        ports: _,
+    } = settings;
     let cluster_dir = dir.join(name);
     let cert_dir = cluster_dir.join("certs");
-    std::fs::create_dir_all(&cert_dir).map_err(|e| Error::io("create directory", &cert_dir, e))?;
-    let port = free_ports(1)?
-        .first()
-        .copied()
-        .ok_or_else(|| Error::InvalidArgument("no free port".to_owned()))?;
     let server_url = format!("https://127.0.0.1:{port}");
     let files = &pki.files;
     let mut args = vec![
@@ -369,7 +452,7 @@ async fn start_apiserver(
         name: format!("{name}/kube-apiserver"),
         program: assets.kube_apiserver.clone(),
         args,
-        log: cluster_dir.join("kube-apiserver.log"),
+        log,
     })?;
     let kubeconfig_path = cluster_dir.join("kubeconfig.yaml");
     let kubeconfig = admin_kubeconfig(
@@ -515,5 +598,108 @@ impl Drop for ControlPlanes {
                 tracing::warn!(error = %e, "could not remove control-plane temp folder");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    //! Start-up when another process takes a port between the kit's probe and the server's bind.
+    //! The tests hold ports themselves (from the registry, so no other kit in this binary gets
+    //! them) and plant them as the first ports handed out. They need the envtest binaries.
+
+    use std::net::{Ipv4Addr, TcpListener};
+
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::Api;
+
+    use super::*;
+    use crate::ports::START_ATTEMPTS;
+
+    /// `count` ports held by listeners of this test, which the servers cannot bind.
+    fn held_ports(count: usize) -> (Vec<u16>, Vec<TcpListener>) {
+        let ports = Ports::default().take(count).unwrap();
+        let listeners = ports
+            .iter()
+            .map(|&port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).unwrap())
+            .collect();
+        (ports, listeners)
+    }
+
+    fn port_of(url: &str) -> u16 {
+        url.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn servers_whose_ports_were_taken_start_again_on_fresh_ports() {
+        // Planted ports are handed out in order, retries included: etcd's first attempt gets
+        // two taken ports, its second two free ones, then the API server gets a taken one.
+        let (held, _listeners) = held_ports(3);
+        let free = Ports::default().take(2).unwrap();
+        let planes = ControlPlanes::builder()
+            .plant_ports([held[0], held[1], free[0], free[1], held[2]])
+            .start()
+            .await
+            .unwrap();
+
+        let cluster = &planes.clusters()[0];
+        assert!(!held.contains(&port_of(cluster.server_url())));
+        assert_eq!(
+            planes.etcds[0].client_url(),
+            format!("http://127.0.0.1:{}", free[0])
+        );
+        Api::<Namespace>::all(cluster.client())
+            .get("default")
+            .await
+            .unwrap();
+
+        // Each lost its port once, and the log of that attempt says so (etcd binds its peer port
+        // first, so it names that one).
+        let dir = planes.temp_dir().unwrap();
+        for (log, ports) in [
+            ("etcd-shared.attempt-1.log", &held[..2]),
+            ("cluster-0/kube-apiserver.attempt-1.log", &held[2..]),
+        ] {
+            let text = std::fs::read_to_string(dir.join(log)).unwrap();
+            assert!(
+                ports.iter().any(|port| {
+                    text.contains(&format!("127.0.0.1:{port}: bind: address already in use"))
+                }),
+                "{log} does not say one of {ports:?} was taken: {text}"
+            );
+        }
+        assert!(!dir.join("etcd-shared.attempt-2.log").exists());
+        assert!(!dir.join("cluster-0/kube-apiserver.attempt-2.log").exists());
+    }
+
+    #[tokio::test]
+    async fn a_server_that_keeps_losing_its_port_fails_with_ports_taken() {
+        // Two free ports for etcd, then a taken one for every attempt of the API server.
+        let etcd_ports = Ports::default().take(2).unwrap();
+        let (held, _listeners) = held_ports(START_ATTEMPTS);
+        let error = ControlPlanes::builder()
+            .plant_ports(etcd_ports.into_iter().chain(held.iter().copied()))
+            .start()
+            .await
+            .unwrap_err();
+
+        let Error::Startup { dir, source } = error else {
+            panic!("not a startup error: {error}");
+        };
+        let Error::PortsTaken {
+            name,
+            attempts,
+            ports,
+            logs,
+        } = *source
+        else {
+            panic!("not PortsTaken: {source}");
+        };
+        assert_eq!(name, "cluster-0/kube-apiserver");
+        assert_eq!(attempts, START_ATTEMPTS);
+        assert_eq!(ports, held);
+        assert_eq!(logs.len(), START_ATTEMPTS);
+        assert!(logs.iter().all(|log| log.is_file()), "{logs:?}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -166,6 +166,32 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// A server kept failing to start because another process took its port first, on every
+    /// attempt with fresh ports.
+    #[error(
+        "{name} could not bind its port in {attempts} attempts (each time another process held \
+         one of {ports:?}); logs of the attempts: {}",
+        display_paths(logs)
+    )]
+    PortsTaken {
+        /// The process's name in the kit.
+        name: String,
+        /// How many times it was started.
+        attempts: usize,
+        /// The ports that were found taken, one per attempt.
+        ports: Vec<u16>,
+        /// The log of each attempt.
+        logs: Vec<PathBuf>,
+    },
+
+    /// No loopback port was left to hand out (every port of the pool is in use or was handed
+    /// out already by this process).
+    #[error("no free loopback port left ({handed_out} handed out by this process)")]
+    NoFreePort {
+        /// How many ports this process was given so far.
+        handed_out: usize,
+    },
+
     /// The caller asked for something impossible, e.g. zero clusters.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

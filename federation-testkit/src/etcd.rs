@@ -1,12 +1,13 @@
 //! One etcd server on loopback.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Error, Result};
-use crate::process::{ManagedProcess, ProcessInfo, ProcessRole, ProcessSpec, free_ports};
+use crate::ports::{Ports, start_with_fresh_ports};
+use crate::process::{ManagedProcess, ProcessInfo, ProcessRole, ProcessSpec};
 
 /// A running etcd. Dropping it kills the process (its data folder stays until the kit's temp
 /// folder is removed).
@@ -18,16 +19,49 @@ pub(crate) struct Etcd {
 
 impl Etcd {
     /// Starts etcd named `name` with its data and log under `dir`, and waits for `/health`.
+    /// Started again on fresh ports (from `ports`) if another process takes one of its ports.
     pub(crate) async fn start(
         binary: &Path,
         name: &str,
         dir: &Path,
         timeout: Duration,
+        ports: &Ports,
     ) -> Result<Self> {
-        let ports = free_ports(2)?;
-        let (client_port, peer_port) = (ports[0], ports[1]);
+        let log = dir.join(format!("{name}.log"));
+        start_with_fresh_ports(name, &log, ports, 2, |chosen| {
+            let log = log.clone();
+            async move {
+                let [client_port, peer_port] = chosen[..] else {
+                    return Err(Error::InvalidArgument(format!(
+                        "etcd needs two ports, got {chosen:?}"
+                    )));
+                };
+                Self::start_on(binary, name, dir, timeout, log, client_port, peer_port).await
+            }
+        })
+        .await
+    }
+
+    /// One attempt of [`start`](Self::start).
+    async fn start_on(
+        binary: &Path,
+        name: &str,
+        dir: &Path,
+        timeout: Duration,
+        log: PathBuf,
+        client_port: u16,
+        peer_port: u16,
+    ) -> Result<Self> {
         let data_dir = dir.join(name);
-        std::fs::create_dir_all(&data_dir)
+        // A failed attempt may have begun a member with the old peer URL, which etcd would
+        // reuse instead of the new one.
+        match tokio::fs::remove_dir_all(&data_dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove the data of a failed start", &data_dir, e)),
+        }
+        tokio::fs::create_dir_all(&data_dir)
+            .await
             .map_err(|e| Error::io("create directory", &data_dir, e))?;
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
@@ -49,7 +83,7 @@ impl Etcd {
             name: name.to_owned(),
             program: binary.to_owned(),
             args,
-            log: dir.join(format!("{name}.log")),
+            log,
         })?;
         process
             .wait_ready("GET /health", timeout, || health(client_port))

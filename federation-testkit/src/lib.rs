@@ -38,8 +38,10 @@
 //! - Dropping [`ControlPlanes`] (also while unwinding from a panic) kills and reaps every child
 //!   and removes the temp folder (set `FEDNET_TESTKIT_KEEP=1` to keep it). A test process killed
 //!   with SIGKILL cannot clean up: its children outlive it.
-//! - Ports are chosen by binding port 0 and releasing it just before the server binds it; another
-//!   process could take it in between (the same race envtest accepts).
+//! - Ports come from outside the kernel's ephemeral range (so no outgoing connection can take one)
+//!   and are never handed out twice in a process. Another process can still bind a port between
+//!   the kit's probe and the server's bind; the server then exits with `address already in use`
+//!   and the kit starts it again on fresh ports (five attempts, then [`Error::PortsTaken`]).
 
 mod assets;
 mod audit;
@@ -53,6 +55,7 @@ mod etcd;
 #[cfg(feature = "k3s")]
 mod k3s;
 mod kubeconfig;
+mod ports;
 mod process;
 
 pub use assets::{

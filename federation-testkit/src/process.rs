@@ -300,28 +300,6 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     }
 }
 
-/// Picks `count` distinct free loopback ports.
-///
-/// All listeners are held until every port is chosen so that the kernel cannot hand the same port
-/// out twice; the ports are free again (and could in principle be taken by an unrelated process)
-/// once this returns, a race that envtest accepts too.
-pub(crate) fn free_ports(count: usize) -> Result<Vec<u16>> {
-    let mut listeners = Vec::with_capacity(count);
-    for _ in 0..count {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
-            .map_err(|e| Error::io("bind a free port on", "127.0.0.1", e))?;
-        listeners.push(listener);
-    }
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .map(|a| a.port())
-                .map_err(|e| Error::io("read the address of", "127.0.0.1", e))
-        })
-        .collect()
-}
-
 /// Resident memory (`VmRSS` from `/proc/<pid>/status`) of a process, in KiB.
 ///
 /// Returns `None` when the process does not exist or the field cannot be read.
@@ -341,15 +319,6 @@ pub fn process_exists(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn free_ports_are_distinct() {
-        let ports = free_ports(8).unwrap();
-        let mut sorted = ports.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        assert_eq!(sorted.len(), 8);
-    }
 
     #[test]
     fn reads_own_resident_memory() {
