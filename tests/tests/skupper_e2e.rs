@@ -360,6 +360,8 @@ async fn members_join_and_leave_and_the_hub_moves_make_before_break() {
     let (status, _, message) = condition(&net, "Ready").unwrap();
     assert_eq!(status, "False");
     assert!(message.contains("spec.backend.skupper.ha"), "{message}");
+    // Nor does it record targets or claim the namespace's Site from a network that can run.
+    assert_eq!(net.status.as_ref().unwrap().inventory, None);
     let written = env.labelled_keys("edge-ha", &MEMBERS).await;
     assert!(written.values().all(BTreeSet::is_empty), "{written:#?}");
     for m in MEMBERS {

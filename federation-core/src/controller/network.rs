@@ -11,7 +11,7 @@ use crate::api::{
     FederatedNetwork, FederatedNetworkStatus, FederatedService, INVENTORY_ANNOTATION, Inventory,
     MemberCluster, MemberPhase, NETWORK_FINALIZER,
 };
-use crate::backend::Target;
+use crate::backend::{Target, check_capabilities};
 use crate::cluster::member_unhealthy;
 use crate::engine::ReconcileReport;
 use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
@@ -188,6 +188,16 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
             return Ok(Action::await_change());
         }
     };
+
+    // A network the backend cannot serve records nothing (no targets, no claims that would
+    // keep a singleton from a network that can be served) and writes nothing.
+    let mut invalid = check_capabilities(&engine.backend().capabilities(), &plan);
+    invalid.extend(engine.backend().validate(&plan));
+    if !invalid.is_empty() {
+        let failure = PlanFailure::from_issues(&invalid);
+        refuse(ctx, net, previous.as_ref(), &hub.services, &failure).await?;
+        return Ok(Action::await_change());
+    }
 
     let old_inventory = previous.as_ref().and_then(|s| s.inventory.as_ref());
     let recorded_claims: BTreeSet<String> = old_inventory
