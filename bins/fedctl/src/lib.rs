@@ -11,7 +11,9 @@
 //! - [`graph`] and [`render`]: a network as a picture (Mermaid, DOT, SVG), from live status or
 //!   from a plan (pure).
 //! - [`watch`]: `fedctl status --watch`, driven by kube watches.
+//! - [`diff`]: `fedctl diff`, what applying manifests would change, by server-side dry-run.
 
+pub mod diff;
 pub mod error;
 pub mod graph;
 pub mod hub;

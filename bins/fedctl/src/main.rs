@@ -1,5 +1,6 @@
 //! `fedctl`: the fednet command-line tool.
 
+mod diff_cmd;
 mod plan_cmd;
 mod status_cmd;
 mod topology_cmd;
@@ -77,6 +78,18 @@ enum Command {
         #[arg(short = 'f', long = "filename")]
         files: Vec<PathBuf>,
     },
+    /// Show what applying manifests (networks and services, as `fedctl plan` reads them)
+    /// would change in every member, by server-side dry-run. Exit 0: nothing; 1: changes;
+    /// 2: errors.
+    Diff {
+        /// Files or folders with FederatedNetwork and FederatedService manifests
+        /// (MemberClusters in them are ignored: the hub's are used).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 /// How `fedctl plan` and `fedctl status` print.
@@ -132,6 +145,8 @@ fn main() -> ExitCode {
             format,
             files,
         } => topology_cmd::run(&hub, network, namespace, format, &files),
+        // Its own exit codes, as `kubectl diff`: 1 means "would change", not failure.
+        Command::Diff { files, output } => return diff_cmd::run(&hub, &files, output),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
