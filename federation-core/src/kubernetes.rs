@@ -103,29 +103,38 @@ pub async fn apply_objects(
     Ok(())
 }
 
-/// Whether fednet may change `existing` into `desired` (see [`apply_objects`]).
+/// Why fednet may not change an existing object into `desired`, if it may not: the object
+/// must carry the same network label as the desired one, or, for an object the backend marks
+/// [`DesiredObject::adopt`], no network label at all (see [`apply_objects`]). Shared with
+/// tools that preview writes (`fedctl diff`), so they refuse exactly what the operator would.
+pub fn ownership_refusal(
+    desired: &DesiredObject,
+    existing_labels: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    let wanted = desired.body["metadata"]["labels"][NETWORK_LABEL].as_str();
+    match (existing_labels.get(NETWORK_LABEL), wanted) {
+        (Some(f), Some(w)) if f == w => None,
+        (None, _) if desired.adopt => None,
+        (Some(f), _) => Some(format!("it belongs to network {f}")),
+        (None, _) => Some(format!("it has no {NETWORK_LABEL} label")),
+    }
+}
+
 fn check_ownership(
     target: &Target,
     desired: &DesiredObject,
     existing: &DynamicObject,
 ) -> Result<(), BackendError> {
-    let wanted = desired.body["metadata"]["labels"][NETWORK_LABEL].as_str();
-    let found = existing
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(NETWORK_LABEL));
-    let why = match (found, wanted) {
-        (Some(f), Some(w)) if f == w => return Ok(()),
-        (None, _) if desired.adopt => return Ok(()),
-        (Some(f), _) => format!("it belongs to network {f}"),
-        (None, _) => format!("it has no {NETWORK_LABEL} label"),
-    };
-    Err(BackendError::NotOwned {
-        target: target.to_string(),
-        what: desired.key.to_string(),
-        why,
-    })
+    let none = std::collections::BTreeMap::new();
+    let labels = existing.metadata.labels.as_ref().unwrap_or(&none);
+    match ownership_refusal(desired, labels) {
+        None => Ok(()),
+        Some(why) => Err(BackendError::NotOwned {
+            target: target.to_string(),
+            what: desired.key.to_string(),
+            why,
+        }),
+    }
 }
 
 /// Every object of `kinds` on the target that carries the network's ownership labels.

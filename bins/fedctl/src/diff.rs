@@ -9,7 +9,7 @@
 
 use crate::manifests::Manifests;
 use federation_core::api::{
-    BackendKind, FIELD_MANAGER, FederatedNetwork, FederatedService, MemberCluster, NETWORK_LABEL,
+    BackendKind, FIELD_MANAGER, FederatedNetwork, FederatedService, MemberCluster,
 };
 use federation_core::backend::{DesiredObject, NetworkBackend, ObjectKey, Observed, Target};
 use federation_core::cluster::{MemberRegistry, member_unhealthy};
@@ -322,16 +322,9 @@ pub fn classify(key: &ObjectKey, live: Option<&Value>, applied: &Value) -> Objec
 }
 
 /// Whether the operator may change `live` into `desired`; `Some(why)` when it would refuse
-/// (the same rule as `federation_core::kubernetes::apply_objects`).
+/// (the operator's own rule).
 fn refusal(desired: &DesiredObject, live: &DynamicObject) -> Option<String> {
-    let wanted = desired.body["metadata"]["labels"][NETWORK_LABEL].as_str();
-    let found = live.labels().get(NETWORK_LABEL).map(String::as_str);
-    match (found, wanted) {
-        (Some(f), Some(w)) if f == w => None,
-        (None, _) if desired.adopt => None,
-        (Some(f), _) => Some(format!("it belongs to network {f}")),
-        (None, _) => Some(format!("it has no {NETWORK_LABEL} label")),
-    }
+    federation_core::kubernetes::ownership_refusal(desired, live.labels())
 }
 
 /// Computes what applying `manifests` would change, reading the hub through `hub` and the
