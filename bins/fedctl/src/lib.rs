@@ -12,6 +12,7 @@
 //!   from a plan (pure).
 //! - [`watch`]: `fedctl status --watch`, driven by kube watches.
 
+pub mod doctor;
 pub mod error;
 pub mod graph;
 pub mod hub;
