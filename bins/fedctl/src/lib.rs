@@ -14,6 +14,7 @@
 //! - [`diff`]: `fedctl diff`, what applying manifests would change, by server-side dry-run.
 
 pub mod diff;
+pub mod doctor;
 pub mod error;
 pub mod graph;
 pub mod hub;

@@ -1,6 +1,7 @@
 //! `fedctl`: the fednet command-line tool.
 
 mod diff_cmd;
+mod doctor_cmd;
 mod plan_cmd;
 mod status_cmd;
 mod topology_cmd;
@@ -90,6 +91,20 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Check the hub and every member (CRDs, operator Lease, member credentials, reachability,
+    /// permissions, backend CRDs, CIDRs) and say how to fix what is wrong. Exits 1 when a
+    /// check fails, 2 when doctor could not run.
+    Doctor {
+        /// Namespace of the operator's Lease.
+        #[arg(long, default_value = "fednet-system")]
+        lease_namespace: String,
+        /// Seconds each member may take to answer one check.
+        #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+        timeout: u64,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 /// How `fedctl plan` and `fedctl status` print.
@@ -147,6 +162,18 @@ fn main() -> ExitCode {
         } => topology_cmd::run(&hub, network, namespace, format, &files),
         // Its own exit codes, as `kubectl diff`: 1 means "would change", not failure.
         Command::Diff { files, output } => return diff_cmd::run(&hub, &files, output),
+        Command::Doctor {
+            lease_namespace,
+            timeout,
+            output,
+        } => {
+            let options = fedctl::doctor::DoctorOptions {
+                lease_namespace,
+                member_timeout: std::time::Duration::from_secs(timeout),
+                ..Default::default()
+            };
+            return doctor_cmd::run(&hub, options, output, colour);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
