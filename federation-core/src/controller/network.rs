@@ -287,19 +287,6 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         let note = format!("{target} refused {}", names.join(", "));
         publish(ctx, net, EventType::Warning, "ObjectsRejected", &note).await;
     }
-    if !report.invalid.is_empty() {
-        // Nothing will change until the spec does: no periodic retry.
-        let failure = PlanFailure::from_issues(&report.invalid);
-        publish(
-            ctx,
-            net,
-            EventType::Warning,
-            &failure.reason,
-            &failure.message,
-        )
-        .await;
-        return Ok(Action::await_change());
-    }
     Ok(Action::requeue(if converged {
         ctx.timing.converged
     } else {
