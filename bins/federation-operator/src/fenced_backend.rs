@@ -12,13 +12,10 @@
 
 use crate::fence::{Fence, Fenced};
 use async_trait::async_trait;
-use federation_core::api::BackendKind;
 use federation_core::backend::{
-    BackendError, Capabilities, Deletion, DesiredObject, DesiredState, Health, NetworkBackend,
-    ObjectKey, Observed, Singleton, Target, ValidationIssue,
+    BackendError, Deletion, DesiredObject, NetworkBackend, Observed, Target,
 };
-use federation_core::plan::{NetworkPlan, NetworkRef};
-use std::collections::{BTreeMap, BTreeSet};
+use federation_core::plan::NetworkRef;
 use std::sync::Arc;
 
 /// Wraps a backend; writes run under the fence, the rest delegates.
@@ -43,33 +40,7 @@ fn refused(target: &Target, fenced: Fenced) -> BackendError {
 
 #[async_trait]
 impl NetworkBackend for FencedBackend {
-    fn kind(&self) -> BackendKind {
-        self.inner.kind()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn validate(&self, plan: &NetworkPlan) -> Vec<ValidationIssue> {
-        self.inner.validate(plan)
-    }
-
-    fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target> {
-        self.inner.targets(plan)
-    }
-
-    fn render(
-        &self,
-        plan: &NetworkPlan,
-        observed: &BTreeMap<Target, Observed>,
-    ) -> Result<DesiredState, BackendError> {
-        self.inner.render(plan, observed)
-    }
-
-    fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
-        self.inner.assess(plan, observed)
-    }
+    federation_core::delegate_pure_backend_methods!(inner);
 
     async fn observe(
         &self,
@@ -92,32 +63,13 @@ impl NetworkBackend for FencedBackend {
             .await
             .unwrap_or_else(|e| Err(refused(target, e)))
     }
-
-    fn waits_for_links(&self, key: &ObjectKey) -> bool {
-        self.inner.waits_for_links(key)
-    }
-
-    fn candidate_targets(&self, member: &str) -> Vec<Target> {
-        self.inner.candidate_targets(member)
-    }
-
-    fn singletons(&self, plan: &NetworkPlan) -> Vec<Singleton> {
-        self.inner.singletons(plan)
-    }
-
-    fn deletion_order(&self, key: &ObjectKey) -> u8 {
-        self.inner.deletion_order(key)
-    }
-
-    fn teardown_phase(&self, target: &Target) -> u8 {
-        self.inner.teardown_phase(target)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use federation_core::backend::MockNetworkBackend;
+    use federation_core::backend::ObjectKey;
     use std::time::Duration;
     use tokio::time::Instant;
 

@@ -3,13 +3,10 @@
 
 use crate::metrics::{BackendLabels, Metrics};
 use async_trait::async_trait;
-use federation_core::api::BackendKind;
 use federation_core::backend::{
-    BackendError, Capabilities, Deletion, DesiredObject, DesiredState, Health, NetworkBackend,
-    ObjectKey, Observed, Singleton, Target, ValidationIssue,
+    BackendError, Deletion, DesiredObject, NetworkBackend, Observed, Target,
 };
-use federation_core::plan::{NetworkPlan, NetworkRef};
-use std::collections::{BTreeMap, BTreeSet};
+use federation_core::plan::NetworkRef;
 use std::sync::Arc;
 
 /// Wraps a backend; pure calls pass through, effectful ones are counted.
@@ -53,33 +50,7 @@ impl MeasuredBackend {
 
 #[async_trait]
 impl NetworkBackend for MeasuredBackend {
-    fn kind(&self) -> BackendKind {
-        self.inner.kind()
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn validate(&self, plan: &NetworkPlan) -> Vec<ValidationIssue> {
-        self.inner.validate(plan)
-    }
-
-    fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target> {
-        self.inner.targets(plan)
-    }
-
-    fn render(
-        &self,
-        plan: &NetworkPlan,
-        observed: &BTreeMap<Target, Observed>,
-    ) -> Result<DesiredState, BackendError> {
-        self.inner.render(plan, observed)
-    }
-
-    fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
-        self.inner.assess(plan, observed)
-    }
+    federation_core::delegate_pure_backend_methods!(inner);
 
     async fn observe(
         &self,
@@ -103,33 +74,16 @@ impl NetworkBackend for MeasuredBackend {
         result
     }
 
-    fn waits_for_links(&self, key: &ObjectKey) -> bool {
-        self.inner.waits_for_links(key)
-    }
-
     // Every method with a default must be passed through too, or the decorator would
     // silently replace the backend's answer with the default.
-    fn candidate_targets(&self, member: &str) -> Vec<Target> {
-        self.inner.candidate_targets(member)
-    }
-
-    fn singletons(&self, plan: &NetworkPlan) -> Vec<Singleton> {
-        self.inner.singletons(plan)
-    }
-
-    fn teardown_phase(&self, target: &Target) -> u8 {
-        self.inner.teardown_phase(target)
-    }
-
-    fn deletion_order(&self, key: &ObjectKey) -> u8 {
-        self.inner.deletion_order(key)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use federation_core::api::BackendKind;
     use federation_core::backend::MockNetworkBackend;
+    use federation_core::backend::ObjectKey;
 
     #[tokio::test]
     async fn counts_calls_and_objects() {

@@ -28,7 +28,12 @@
 //! - **Say the order.** [`NetworkBackend::teardown_phase`] orders removal across targets
 //!   (members before a broker); [`Observed::operations`] reports work still running on a
 //!   target, during which the engine writes nothing more there.
+//! - **Decorate without dropping answers.** A wrapper (metrics, fencing) writes only the
+//!   effectful calls and takes the pure ones from
+//!   [`delegate_pure_backend_methods!`](crate::delegate_pure_backend_methods), so a method
+//!   with a default can never fall back to the default behind the wrapped backend's back.
 
+mod delegate;
 mod error;
 mod objects;
 mod redact;

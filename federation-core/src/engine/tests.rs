@@ -336,28 +336,7 @@ struct HangingBackend {
 
 #[async_trait::async_trait]
 impl NetworkBackend for HangingBackend {
-    fn kind(&self) -> BackendKind {
-        self.inner.kind()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    fn validate(&self, plan: &NetworkPlan) -> Vec<ValidationIssue> {
-        self.inner.validate(plan)
-    }
-    fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target> {
-        self.inner.targets(plan)
-    }
-    fn render(
-        &self,
-        plan: &NetworkPlan,
-        observed: &BTreeMap<Target, Observed>,
-    ) -> Result<DesiredState, BackendError> {
-        self.inner.render(plan, observed)
-    }
-    fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
-        self.inner.assess(plan, observed)
-    }
+    crate::delegate_pure_backend_methods!(inner);
     async fn observe(
         &self,
         target: &Target,
@@ -373,9 +352,6 @@ impl NetworkBackend for HangingBackend {
     }
     async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError> {
         self.inner.delete(target, objects).await
-    }
-    fn waits_for_links(&self, key: &ObjectKey) -> bool {
-        self.inner.waits_for_links(key)
     }
 }
 
