@@ -180,10 +180,7 @@ impl NetworkBackend for SkupperBackend {
             o.owned = from_our_site && from_token;
         }
         objects.extend(extra);
-        Ok(Observed {
-            objects,
-            operations: Vec::new(),
-        })
+        Ok(Observed::of(objects))
     }
 
     async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {

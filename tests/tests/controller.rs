@@ -90,25 +90,32 @@ fn reachable(member: &MemberCluster) -> (String, String, String) {
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
-#[tokio::test]
-async fn member_probe_follows_reachability_and_refuses_insecure_credentials() {
+/// A hub with the fednet CRDs and one member, `east`, registered through a kubeconfig
+/// Secret: (the control planes, the hub client, the hub namespace of the Secret).
+async fn hub_with_member_east() -> (ControlPlanes, kube::Client, String) {
     let planes = ControlPlanes::builder()
         .clusters(2)
         .crds(crds())
         .start()
         .await
         .unwrap();
-    let (hub_cluster, member_cluster) = (&planes.clusters()[0], &planes.clusters()[1]);
-    let hub = hub_cluster.client();
-    let ns = hub_cluster.test_namespace().await.unwrap();
+    let hub = planes.clusters()[0].client();
+    let ns = planes.clusters()[0].test_namespace().await.unwrap();
     put_kubeconfig_secret(
         &hub,
         &ns,
         "east-kubeconfig",
-        member_cluster.kubeconfig_yaml(),
+        planes.clusters()[1].kubeconfig_yaml(),
     )
     .await;
     put_member(&hub, "east", &ns, "east-kubeconfig").await;
+    (planes, hub, ns)
+}
+
+#[tokio::test]
+async fn member_probe_follows_reachability_and_refuses_insecure_credentials() {
+    let (planes, hub, ns) = hub_with_member_east().await;
+    let member_cluster = &planes.clusters()[1];
     let ctx = context(&hub, BTreeMap::new());
     let members: Api<MemberCluster> = Api::all(hub.clone());
 
@@ -205,23 +212,8 @@ async fn member_probe_follows_reachability_and_refuses_insecure_credentials() {
 #[tokio::test]
 async fn member_turns_unhealthy_only_after_the_failure_threshold_and_lost_credentials_are_not_downtime()
  {
-    let planes = ControlPlanes::builder()
-        .clusters(2)
-        .crds(crds())
-        .start()
-        .await
-        .unwrap();
-    let (hub_cluster, member_cluster) = (&planes.clusters()[0], &planes.clusters()[1]);
-    let hub = hub_cluster.client();
-    let ns = hub_cluster.test_namespace().await.unwrap();
-    put_kubeconfig_secret(
-        &hub,
-        &ns,
-        "east-kubeconfig",
-        member_cluster.kubeconfig_yaml(),
-    )
-    .await;
-    put_member(&hub, "east", &ns, "east-kubeconfig").await;
+    let (planes, hub, ns) = hub_with_member_east().await;
+    let member_cluster = &planes.clusters()[1];
     let ctx = probing_context(&hub, BTreeMap::new(), 3);
     let members: Api<MemberCluster> = Api::all(hub.clone());
     let probe = async || {

@@ -149,6 +149,7 @@ struct TargetWork {
 }
 
 /// What writing to one target did.
+#[derive(Default)]
 struct WriteResult {
     applied: usize,
     deleted: usize,
@@ -468,12 +469,7 @@ impl Engine {
                 let w = work.get(&target);
                 async move {
                     let Some(w) = w else {
-                        return Ok(WriteResult {
-                            applied: 0,
-                            deleted: 0,
-                            rejected: Vec::new(),
-                            broken: None,
-                        });
+                        return Ok(WriteResult::default());
                     };
                     Ok(self.write_target(&target, w).await)
                 }
@@ -483,10 +479,8 @@ impl Engine {
             .into_iter()
             .map(|(target, r)| {
                 let r = r.unwrap_or_else(|failure| WriteResult {
-                    applied: 0,
-                    deleted: 0,
-                    rejected: Vec::new(),
                     broken: Some(failure),
+                    ..WriteResult::default()
                 });
                 (target, r)
             })
@@ -498,12 +492,7 @@ impl Engine {
     /// ends the writes to it.
     async fn write_target(&self, target: &Target, w: &TargetWork) -> WriteResult {
         let backend = self.backend.clone();
-        let mut result = WriteResult {
-            applied: 0,
-            deleted: 0,
-            rejected: Vec::new(),
-            broken: None,
-        };
+        let mut result = WriteResult::default();
         for object in &w.apply {
             match self
                 .retrying(|| backend.apply(target, std::slice::from_ref(object)))
