@@ -3,8 +3,9 @@
 //! backend passes the kinds it manages.
 
 use crate::api::{FIELD_MANAGER, NETWORK_LABEL};
-use crate::backend::{BackendError, Deletion, DesiredObject, ObjectKey, ObservedObject, Target};
-use crate::plan::NetworkRef;
+use crate::backend::{
+    BackendError, Deletion, DesiredObject, ObjectKey, ObserveScope, ObservedObject, Target,
+};
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -137,26 +138,33 @@ fn check_ownership(
     }
 }
 
-/// Every object of `kinds` on the target that carries the network's ownership labels.
+/// Every object of `kinds` in the scope's namespaces of the target that carries the
+/// network's ownership labels. One LIST per kind and namespace: never cluster-wide, so an
+/// identity granted Roles only in the network's namespaces can read everything it needs.
 pub async fn list_owned(
     client: &Client,
     target: &Target,
     kinds: &[ManagedKind],
-    network: &NetworkRef,
+    scope: &ObserveScope,
 ) -> Result<Vec<ObservedObject>, BackendError> {
-    let params = ListParams::default().labels(&network.selector());
+    let params = ListParams::default().labels(&scope.network.selector());
     let mut out = Vec::new();
-    for kind in kinds {
-        let list = api(client, kind, None)
-            .list(&params)
-            .await
-            .map_err(kube_error(
-                "list",
-                format!("{}/{}", kind.api_version, kind.kind),
-                target,
-            ))?;
-        for item in list.items {
-            out.push(observed(kind, item, true)?);
+    for namespace in &scope.namespaces {
+        for kind in kinds {
+            let list = api(client, kind, Some(namespace))
+                .list(&params)
+                .await
+                .map_err(kube_error(
+                    "list",
+                    format!(
+                        "{}/{} in namespace {namespace}",
+                        kind.api_version, kind.kind
+                    ),
+                    target,
+                ))?;
+            for item in list.items {
+                out.push(observed(kind, item, true)?);
+            }
         }
     }
     Ok(out)

@@ -21,12 +21,13 @@ pub mod validate;
 use async_trait::async_trait;
 use federation_core::api::{BackendKind, TopologyKind};
 use federation_core::backend::{
-    BackendError, Capabilities, Deletion, DesiredObject, DesiredState, Health, Layer,
-    NetworkBackend, ObjectKey, Observed, Singleton, Target, ValidationIssue,
+    AccessRule, AccessScope, BackendError, Capabilities, Deletion, DesiredObject, DesiredState,
+    Health, Layer, NetworkBackend, ObjectKey, ObserveScope, Observed, Singleton, Target,
+    ValidationIssue,
 };
 use federation_core::cluster::{ClusterError, MemberRegistry};
 use federation_core::kubernetes::{apply_objects, delete_objects, get_unowned, list_owned};
-use federation_core::plan::{NetworkPlan, NetworkRef};
+use federation_core::plan::NetworkPlan;
 use kinds::{CERTIFICATE, OWNED, SECRET};
 use kube::Client;
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,6 +86,33 @@ pub fn capabilities() -> Capabilities {
     }
 }
 
+/// What fednet's identity needs in each namespace a Skupper network spans, and nothing
+/// elsewhere: every verb on the kinds it owns (`get` for single reads such as the Secrets
+/// Skupper's controller writes; `list`, `watch` to observe; `create`, `patch`, `update` for
+/// server-side apply; `delete` to remove), grouped by API group.
+pub fn member_access() -> Vec<AccessRule> {
+    let mut by_group: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for kind in OWNED {
+        let group = kind.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        by_group
+            .entry(group)
+            .or_default()
+            .push(kind.plural.to_owned());
+    }
+    let verbs = [
+        "get", "list", "watch", "create", "patch", "update", "delete",
+    ];
+    by_group
+        .into_iter()
+        .map(|(group, resources)| AccessRule {
+            api_group: group.to_owned(),
+            resources,
+            verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+            scope: AccessScope::NetworkNamespaces,
+        })
+        .collect()
+}
+
 #[async_trait]
 impl NetworkBackend for SkupperBackend {
     fn kind(&self) -> BackendKind {
@@ -121,10 +149,10 @@ impl NetworkBackend for SkupperBackend {
     async fn observe(
         &self,
         target: &Target,
-        network: &NetworkRef,
+        scope: &ObserveScope,
     ) -> Result<Observed, BackendError> {
         let client = self.client(target).await?;
-        let mut objects = list_owned(&client, target, OWNED, network).await?;
+        let mut objects = list_owned(&client, target, OWNED, scope).await?;
         // The Secrets Skupper's controller writes for our Certificates, and the Secret and
         // Links it writes when redeeming our AccessTokens, carry no label of ours: read them
         // by name so rendering can copy and adopt them.
@@ -210,6 +238,10 @@ impl NetworkBackend for SkupperBackend {
         // Removing a Site, a link or its credentials can cut traffic; services cannot, and
         // neither can a grant (a redeemed link no longer needs it).
         !matches!(key.kind.as_str(), "Connector" | "Listener" | "AccessGrant")
+    }
+
+    fn member_access(&self) -> Vec<AccessRule> {
+        member_access()
     }
 
     fn singletons(&self, plan: &NetworkPlan) -> Vec<Singleton> {

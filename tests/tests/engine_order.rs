@@ -8,11 +8,11 @@ use async_trait::async_trait;
 use federation_core::api::{BackendKind, TopologyKind};
 use federation_core::backend::{
     BackendError, Capabilities, Deletion, DesiredObject, DesiredState, Health, Layer,
-    NetworkBackend, ObjectKey, Observed, Operation, Target, ValidationIssue,
+    NetworkBackend, ObjectKey, ObserveScope, Observed, Operation, Target, ValidationIssue,
 };
 use federation_core::engine::{Engine, EngineConfig, TargetOutcome};
 use federation_core::kubernetes::{ManagedKind, apply_objects, delete_objects, list_owned};
-use federation_core::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
+use federation_core::plan::{NetworkPlan, PlanInput, plan};
 use federation_testkit::ControlPlanes;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams};
@@ -100,9 +100,9 @@ impl NetworkBackend for BrokeredBackend {
     fn assess(&self, _: &NetworkPlan, _: &BTreeMap<Target, Observed>) -> Health {
         Health::default()
     }
-    async fn observe(&self, t: &Target, network: &NetworkRef) -> Result<Observed, BackendError> {
+    async fn observe(&self, t: &Target, scope: &ObserveScope) -> Result<Observed, BackendError> {
         let client = self.client(t)?;
-        let objects = list_owned(client, t, &[CONFIG_MAP], network).await?;
+        let objects = list_owned(client, t, &[CONFIG_MAP], scope).await?;
         let running = Api::<ConfigMap>::namespaced(client.clone(), &self.namespace)
             .list(&ListParams::default().labels(OPERATION))
             .await
@@ -257,7 +257,7 @@ async fn members_leave_before_the_broker_and_running_operations_hold_writes() {
 
     // Teardown while a hangs: the broker is not touched until a is clean.
     planes.clusters()[1].pause().unwrap();
-    let network = only_a.network.clone();
+    let network = only_a.observe_scope();
     let report = engine.teardown(&network, &recorded).await;
     assert!(!report.is_complete());
     assert!(

@@ -411,16 +411,24 @@ async fn diff_network(
 
     // The operator also cleans up targets recorded in the inventory that left the plan.
     let mut targets = backend.targets(&plan);
+    let mut plan = plan;
     if let Some(inventory) = live
         .as_ref()
         .and_then(|n| n.status.as_ref()?.inventory.as_ref())
     {
         targets.extend(inventory.targets.iter().map(Target::from));
+        plan.retired_namespaces = inventory
+            .namespaces
+            .iter()
+            .filter(|ns| !plan.namespaces.contains(ns))
+            .cloned()
+            .collect();
     }
+    let scope = plan.observe_scope();
     let reads = futures::future::join_all(
         targets
             .iter()
-            .map(|t| async { (t.clone(), backend.observe(t, &plan.network).await) }),
+            .map(|t| async { (t.clone(), backend.observe(t, &scope).await) }),
     )
     .await;
     let mut observed = BTreeMap::new();

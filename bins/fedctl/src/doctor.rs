@@ -15,12 +15,9 @@ use federation_core::cluster::{
 use federation_core::kubernetes::ManagedKind;
 use federation_core::plan::{PlanInput, plan};
 use federation_skupper::kinds::OWNED;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
-};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,9 +25,6 @@ use std::time::Duration;
 
 /// The fix for CRDs missing or differing on the hub.
 pub const CRD_FIX: &str = "fedctl crd | kubectl apply -f -";
-
-/// The verbs the Skupper backend uses on each kind it owns in a member.
-pub const BACKEND_VERBS: &[&str] = &["get", "list", "watch", "create", "patch", "delete"];
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
@@ -119,6 +113,8 @@ pub struct DoctorOptions {
     pub lease_name: String,
     /// How long each member may take to answer one check.
     pub member_timeout: Duration,
+    /// A member token expiring within this time is a warning (the operator's default).
+    pub credential_warning: Duration,
 }
 
 impl Default for DoctorOptions {
@@ -127,6 +123,7 @@ impl Default for DoctorOptions {
             lease_namespace: "fednet-system".into(),
             lease_name: "fednet-operator".into(),
             member_timeout: Duration::from_secs(5),
+            credential_warning: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -179,11 +176,11 @@ pub async fn run(hub: &Client, options: &DoctorOptions) -> Result<Vec<Finding>, 
     // One member at a time: a hung member costs its timeouts once, and the output order is
     // stable; the checks within a member run concurrently.
     for member in &members {
-        let backends = memberships
+        let membership = memberships
             .get(&member.name_any())
             .cloned()
             .unwrap_or_default();
-        findings.extend(check_member(&registry, member, &backends, options).await);
+        findings.extend(check_member(&registry, member, &membership, options).await);
     }
     findings.extend(check_cidrs(&networks, &members));
     Ok(findings)
@@ -337,14 +334,23 @@ async fn check_lease(hub: &Client, options: &DoctorOptions) -> Finding {
     }
 }
 
-/// The backends each member takes part in, from the networks' plans. Members no network
-/// could be planned for are left out.
+/// What a member takes part in: the backends of its networks and the namespaces they span.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Backends of the member's networks.
+    pub backends: BTreeSet<BackendKind>,
+    /// Namespaces the member's networks span (where its identity needs access).
+    pub namespaces: BTreeSet<String>,
+}
+
+/// What each member takes part in, from the networks' plans. Members no network could be
+/// planned for are left out.
 fn memberships(
     networks: &[FederatedNetwork],
     members: &[MemberCluster],
-) -> BTreeMap<String, BTreeSet<BackendKind>> {
+) -> BTreeMap<String, Membership> {
     let unhealthy = BTreeSet::new();
-    let mut out: BTreeMap<String, BTreeSet<BackendKind>> = BTreeMap::new();
+    let mut out: BTreeMap<String, Membership> = BTreeMap::new();
     for net in networks {
         let input = PlanInput {
             network: net,
@@ -354,9 +360,9 @@ fn memberships(
         };
         if let Ok(p) = plan(input) {
             for m in &p.members {
-                out.entry(m.name.clone())
-                    .or_default()
-                    .insert(p.backend.kind);
+                let entry = out.entry(m.name.clone()).or_default();
+                entry.backends.insert(p.backend.kind);
+                entry.namespaces.extend(p.namespaces.iter().cloned());
             }
         }
     }
@@ -367,9 +373,10 @@ fn memberships(
 async fn check_member(
     registry: &MemberRegistry,
     member: &MemberCluster,
-    backends: &BTreeSet<BackendKind>,
+    membership: &Membership,
     options: &DoctorOptions,
 ) -> Vec<Finding> {
+    let backends = &membership.backends;
     let name = member.name_any();
     let subject = format!("member/{name}");
     let mut out = vec![reachable_condition(member, &subject)];
@@ -399,6 +406,7 @@ async fn check_member(
             return out;
         }
     };
+    out.push(credential_expiry(registry, &name, &subject, options).await);
     let timeout = options.member_timeout;
     match tokio::time::timeout(timeout, client.apiserver_version()).await {
         Ok(Ok(info)) => out.push(Finding::ok(
@@ -438,7 +446,7 @@ async fn check_member(
         return out;
     }
     let (permissions, backend_crds) = futures::join!(
-        check_permissions(&client, &subject, timeout),
+        check_permissions(&client, &subject, &membership.namespaces, timeout),
         check_backend_crds(&client, &subject, &name, timeout)
     );
     out.push(permissions);
@@ -518,36 +526,70 @@ fn resource_name(kind: &ManagedKind) -> String {
     }
 }
 
-/// Whether the member's identity may use every verb the backend needs on every kind it owns,
-/// cluster-wide (the backend lists across namespaces; see `deploy/member-rbac/skupper.yaml`).
-async fn check_permissions(client: &Client, subject: &str, timeout: Duration) -> Finding {
+/// When the member's token expires, from the kubeconfig in its Secret.
+async fn credential_expiry(
+    registry: &MemberRegistry,
+    member: &str,
+    subject: &str,
+    options: &DoctorOptions,
+) -> Finding {
+    let check = "member-credentials-expiry";
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let window = k8s_openapi::jiff::SignedDuration::try_from(options.credential_warning)
+        .unwrap_or(k8s_openapi::jiff::SignedDuration::MAX);
+    match registry.credential_expiry(member).await {
+        None => Finding::ok(
+            check,
+            subject,
+            "the kubeconfig's credentials carry no expiry (a client certificate or a token without exp)",
+        ),
+        Some(at) if at <= now => Finding::new(
+            check,
+            subject,
+            Verdict::Fail,
+            format!("the member's token expired at {at}"),
+            format!(
+                "mint a new one: fedctl join {member} --member-context CONTEXT --namespace ..."
+            ),
+        ),
+        Some(at) if federation_core::cluster::expiring(at, now, window) => Finding::new(
+            check,
+            subject,
+            Verdict::Warn,
+            format!("the member's token expires at {at}"),
+            format!(
+                "renew it before then: fedctl join {member} --member-context CONTEXT --namespace ..."
+            ),
+        ),
+        Some(at) => Finding::ok(
+            check,
+            subject,
+            format!("the member's token expires at {at}"),
+        ),
+    }
+}
+
+/// Whether the member's identity may use every verb the backend needs on every kind it owns
+/// in each namespace its networks span (the access `fedctl join` grants; see
+/// `deploy/member-rbac/`).
+async fn check_permissions(
+    client: &Client,
+    subject: &str,
+    namespaces: &BTreeSet<String>,
+    timeout: Duration,
+) -> Finding {
     let check = "member-permissions";
-    let api = &Api::<SelfSubjectAccessReview>::all(client.clone());
-    let reviews = OWNED.iter().flat_map(|kind| {
-        BACKEND_VERBS.iter().map(move |verb| {
-            let review = SelfSubjectAccessReview {
-                spec: SelfSubjectAccessReviewSpec {
-                    resource_attributes: Some(ResourceAttributes {
-                        group: Some(group_version(kind).0.to_owned()),
-                        resource: Some(kind.plural.to_owned()),
-                        verb: Some((*verb).to_owned()),
-                        ..ResourceAttributes::default()
-                    }),
-                    ..SelfSubjectAccessReviewSpec::default()
-                },
-                ..SelfSubjectAccessReview::default()
-            };
-            let api = api.clone();
-            async move {
-                let allowed = api
-                    .create(&PostParams::default(), &review)
-                    .await
-                    .map(|r| r.status.is_some_and(|s| s.allowed));
-                (format!("{verb} {}", resource_name(kind)), allowed)
-            }
-        })
-    });
-    let Ok(results) = tokio::time::timeout(timeout, futures::future::join_all(reviews)).await
+    if namespaces.is_empty() {
+        return Finding::new(
+            check,
+            subject,
+            Verdict::Skip,
+            "not checked: the member is in no network, so no namespace needs access yet",
+            "",
+        );
+    }
+    let checks = crate::access::required_checks(&federation_skupper::member_access(), namespaces);
+    let Ok(results) = tokio::time::timeout(timeout, crate::access::review(client, &checks)).await
     else {
         return Finding::new(
             check,
@@ -557,40 +599,46 @@ async fn check_permissions(client: &Client, subject: &str, timeout: Duration) ->
             "run doctor again",
         );
     };
-    let total = results.len();
-    let mut denied = Vec::new();
-    for (what, allowed) in results {
-        match allowed {
-            Ok(true) => {}
-            Ok(false) => denied.push(what),
-            Err(e) => {
-                return Finding::new(
-                    check,
-                    subject,
-                    Verdict::Warn,
-                    format!(
-                        "not checked: access review for {what} failed: {}",
-                        describe_client_error(&e)
-                    ),
-                    "run doctor again",
-                );
-            }
-        }
+    if let Some(failed) = results.iter().find(|r| r.allowed.is_err()) {
+        return Finding::new(
+            check,
+            subject,
+            Verdict::Warn,
+            format!(
+                "not checked: access review for {} in {} failed: {}",
+                failed.check.what(),
+                failed.check.place(),
+                failed.allowed.as_ref().err().map_or("", String::as_str)
+            ),
+            "run doctor again",
+        );
     }
+    let denied: Vec<String> = results
+        .iter()
+        .filter(|r| !r.as_expected())
+        .map(|r| format!("{} in {}", r.check.what(), r.check.place()))
+        .collect();
+    let list: Vec<&str> = namespaces.iter().map(String::as_str).collect();
     if denied.is_empty() {
         Finding::ok(
             check,
             subject,
-            format!("the kubeconfig's identity may do all {total} verb/resource pairs"),
+            format!(
+                "the kubeconfig's identity may do all {} verb/resource pairs in {}",
+                results.len(),
+                list.join(", ")
+            ),
         )
     } else {
         Finding::new(
             check,
             subject,
             Verdict::Fail,
-            format!("denied (cluster-wide): {}", denied.join(", ")),
-            "grant them to the kubeconfig's identity in the member: kubectl apply -f \
-             deploy/member-rbac/skupper.yaml",
+            format!("denied: {}", denied.join(", ")),
+            format!(
+                "grant them to the kubeconfig's identity in the member: fedctl join MEMBER --namespace {} (or kubectl apply -n NAMESPACE -f deploy/member-rbac/skupper-namespace.yaml)",
+                list.join(",")
+            ),
         )
     }
 }

@@ -13,11 +13,14 @@
 //! - [`watch`]: `fedctl status --watch`, driven by kube watches.
 //! - [`diff`]: `fedctl diff`, what applying manifests would change, by server-side dry-run.
 
+pub mod access;
+pub mod cli;
 pub mod diff;
 pub mod doctor;
 pub mod error;
 pub mod graph;
 pub mod hub;
+pub mod join;
 pub mod manifests;
 pub mod render;
 pub mod report;

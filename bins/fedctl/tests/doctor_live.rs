@@ -166,6 +166,15 @@ async fn limited_identity(env: &SkupperEnv, member: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_passes_a_healthy_federation_and_names_each_fault() {
     let env = SkupperEnv::start().await;
+    // A network declared (never reconciled here) so each member has a namespace its
+    // identity needs access in.
+    let ns = env.workload_namespace().await;
+    env.create_network(
+        "doctored",
+        json!({"backend": {"type": "Skupper"}, "members": {"names": MEMBERS},
+               "namespaces": [ns], "topology": {"type": "FullMesh"}}),
+    )
+    .await;
     // One member pass writes each member's Reachable condition, as the operator would.
     env.pass("no-network").await.unwrap();
     lease(&env, Duration::ZERO).await;
@@ -197,6 +206,7 @@ async fn doctor_passes_a_healthy_federation_and_names_each_fault() {
             "member-condition",
             "member-kubeconfig",
             "member-reachable",
+            "member-credentials-expiry",
             "member-permissions",
             "member-backend-crds",
         ] {
@@ -205,7 +215,7 @@ async fn doctor_passes_a_healthy_federation_and_names_each_fault() {
         assert!(
             finding(&findings, "member-permissions", &subject)
                 .detail
-                .contains("all 48 verb/resource pairs")
+                .contains("all 56 verb/resource pairs")
         );
     }
 
@@ -291,8 +301,8 @@ async fn doctor_passes_a_healthy_federation_and_names_each_fault() {
         .into()
     );
     let f = finding(&findings, "member-permissions", "member/central");
-    assert_eq!(f.detail, "denied (cluster-wide): delete links.skupper.io");
-    assert!(f.fix.contains("deploy/member-rbac/skupper.yaml"));
+    assert_eq!(f.detail, format!("denied: delete links.skupper.io in {ns}"));
+    assert!(f.fix.contains("fedctl join MEMBER --namespace"), "{f:?}");
 
     // A fednet CRD missing on the hub.
     Api::<CustomResourceDefinition>::all(env.hub.clone())

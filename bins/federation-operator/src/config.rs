@@ -95,6 +95,11 @@ pub struct Tuning {
     #[arg(long, env = "FEDNET_PROBE_FAILURE_MIN_DURATION", default_value = "60s", value_parser = parse_duration)]
     pub probe_failure_min_duration: Duration,
 
+    /// A member whose token expires within this time is reported (condition
+    /// `CredentialsExpiring` on its MemberCluster; renew with `fedctl join`).
+    #[arg(long, env = "FEDNET_CREDENTIAL_WARNING", default_value = "168h", value_parser = parse_duration)]
+    pub credential_warning: Duration,
+
     /// Time budget of one member for one engine phase (observe, or write), retries included.
     #[arg(long, env = "FEDNET_TARGET_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub target_timeout: Duration,

@@ -105,6 +105,7 @@ pub fn core_context(
         probe_timeout: t.probe_timeout,
         probe_failure_threshold: t.probe_failure_threshold,
         probe_failure_min_duration: t.probe_failure_min_duration,
+        credential_warning: t.credential_warning,
     };
     ctx
 }

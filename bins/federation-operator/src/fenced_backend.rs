@@ -13,9 +13,8 @@
 use crate::fence::{Fence, Fenced};
 use async_trait::async_trait;
 use federation_core::backend::{
-    BackendError, Deletion, DesiredObject, NetworkBackend, Observed, Target,
+    BackendError, Deletion, DesiredObject, NetworkBackend, ObserveScope, Observed, Target,
 };
-use federation_core::plan::NetworkRef;
 use std::sync::Arc;
 
 /// Wraps a backend; writes run under the fence, the rest delegates.
@@ -45,9 +44,9 @@ impl NetworkBackend for FencedBackend {
     async fn observe(
         &self,
         target: &Target,
-        network: &NetworkRef,
+        scope: &ObserveScope,
     ) -> Result<Observed, BackendError> {
-        self.inner.observe(target, network).await
+        self.inner.observe(target, scope).await
     }
 
     async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
@@ -120,7 +119,10 @@ mod tests {
         // Reads are not fenced.
         fence.close();
         backend
-            .observe(&target, &NetworkRef::new("ns", "n"))
+            .observe(
+                &target,
+                &ObserveScope::new(federation_core::plan::NetworkRef::new("ns", "n"), ["x"]),
+            )
             .await
             .unwrap();
     }

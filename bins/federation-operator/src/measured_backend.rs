@@ -4,9 +4,8 @@
 use crate::metrics::{BackendLabels, Metrics};
 use async_trait::async_trait;
 use federation_core::backend::{
-    BackendError, Deletion, DesiredObject, NetworkBackend, Observed, Target,
+    BackendError, Deletion, DesiredObject, NetworkBackend, ObserveScope, Observed, Target,
 };
-use federation_core::plan::NetworkRef;
 use std::sync::Arc;
 
 /// Wraps a backend; pure calls pass through, effectful ones are counted.
@@ -55,9 +54,9 @@ impl NetworkBackend for MeasuredBackend {
     async fn observe(
         &self,
         target: &Target,
-        network: &NetworkRef,
+        scope: &ObserveScope,
     ) -> Result<Observed, BackendError> {
-        let result = self.inner.observe(target, network).await;
+        let result = self.inner.observe(target, scope).await;
         self.count("observe", 0, &result);
         result
     }

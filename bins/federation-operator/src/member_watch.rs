@@ -5,7 +5,8 @@
 //! # Expected flow
 //! [`MemberWatches::run`] follows the `MemberCluster` cache of the member controller: for
 //! every member it starts one task that gets the member's client from the registry and
-//! watches each owned kind with the ownership label selector. An event's
+//! watches each owned kind with the ownership label selector, in each namespace a network
+//! spans or recorded in its inventory (never cluster-wide: namespaced Roles suffice). An event's
 //! `fednet.io/network` label names the network to reconcile. Members that appear get a
 //! task; members that disappear, or whose kubeconfig reference changes, have theirs stopped
 //! (and restarted).
@@ -32,7 +33,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -87,16 +88,36 @@ fn looks_hashed(value: &str) -> bool {
 struct WatchKey {
     uid: Option<String>,
     secret: String,
+    namespaces: BTreeSet<String>,
 }
 
 impl WatchKey {
-    fn of(member: &MemberCluster) -> Self {
+    fn of(member: &MemberCluster, namespaces: &BTreeSet<String>) -> Self {
         let r = &member.spec.kubeconfig_secret_ref;
         Self {
             uid: member.uid(),
             secret: format!("{}/{}/{}", r.namespace, r.name, r.key_or_default()),
+            namespaces: namespaces.clone(),
         }
     }
+}
+
+/// The member namespaces any network spans or has written in (its inventory): where owned
+/// objects can be. Members are watched there, namespace by namespace, so an identity with
+/// Roles only in those namespaces suffices.
+pub fn watched_namespaces(networks: &[Arc<FederatedNetwork>]) -> BTreeSet<String> {
+    networks
+        .iter()
+        .flat_map(|n| {
+            let recorded = n
+                .status
+                .as_ref()
+                .and_then(|s| s.inventory.as_ref())
+                .map(|i| i.namespaces.clone())
+                .unwrap_or_default();
+            n.spec.namespaces.iter().cloned().chain(recorded)
+        })
+        .collect()
 }
 
 /// Aborts the task when dropped.
@@ -133,6 +154,7 @@ impl MemberWatches {
         let this = Arc::new(self);
         let mut running: HashMap<String, Running> = HashMap::new();
         loop {
+            let namespaces = watched_namespaces(&this.networks.state());
             let wanted: HashMap<String, Arc<MemberCluster>> = this
                 .members
                 .state()
@@ -141,7 +163,9 @@ impl MemberWatches {
                 .map(|m| (m.name_any(), m))
                 .collect();
             running.retain(|name, r| {
-                let keep = wanted.get(name).is_some_and(|m| WatchKey::of(m) == r.key);
+                let keep = wanted
+                    .get(name)
+                    .is_some_and(|m| WatchKey::of(m, &namespaces) == r.key);
                 if !keep {
                     info!(member = %name, "stopping member watch");
                 }
@@ -152,8 +176,8 @@ impl MemberWatches {
                     continue;
                 }
                 info!(member = %name, "starting member watch");
-                let key = WatchKey::of(&member);
-                let task = tokio::spawn(this.clone().watch_member(member));
+                let key = WatchKey::of(&member, &namespaces);
+                let task = tokio::spawn(this.clone().watch_member(member, namespaces.clone()));
                 running.insert(name, Running { key, task });
             }
             tokio::select! {
@@ -165,13 +189,17 @@ impl MemberWatches {
     }
 
     /// Watches one member until aborted, reconnecting with backoff.
-    async fn watch_member(self: Arc<Self>, member: Arc<MemberCluster>) {
+    async fn watch_member(
+        self: Arc<Self>,
+        member: Arc<MemberCluster>,
+        namespaces: BTreeSet<String>,
+    ) {
         let name = member.name_any();
         let mut backoff = Duration::from_secs(1);
         loop {
             match self.registry.client(&member).await {
                 Ok(client) => {
-                    if self.watch_with(&name, client).await {
+                    if self.watch_with(&name, client, &namespaces).await {
                         backoff = Duration::from_secs(1);
                     }
                 }
@@ -184,11 +212,25 @@ impl MemberWatches {
 
     /// Runs the watches on one client until they keep failing; returns whether any event
     /// arrived (the connection worked at some point).
-    async fn watch_with(&self, member: &str, client: Client) -> bool {
+    async fn watch_with(
+        &self,
+        member: &str,
+        client: Client,
+        namespaces: &BTreeSet<String>,
+    ) -> bool {
+        if namespaces.is_empty() {
+            // No network spans a namespace yet: nothing to watch, and nothing failing.
+            std::future::pending::<()>().await;
+        }
         let selector = format!("{NETWORK_LABEL},{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
         let config = watcher::Config::default().labels(&selector);
-        let streams = self.kinds.iter().enumerate().map(|(i, kind)| {
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource());
+        let pairs: Vec<(&String, &ManagedKind)> = namespaces
+            .iter()
+            .flat_map(|ns| self.kinds.iter().map(move |k| (ns, k)))
+            .collect();
+        let streams = pairs.iter().enumerate().map(|(i, (ns, kind))| {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), ns, &kind.resource());
             watcher(api, config.clone())
                 .default_backoff()
                 .map(move |event| (i, event))
@@ -206,7 +248,7 @@ impl MemberWatches {
         let mut worked = false;
         // Consecutive errors per kind: one kind failing (its CRD is missing, say) must not
         // tear down the others; all of them failing means the connection is bad.
-        let mut errors = vec![0u32; self.kinds.len()];
+        let mut errors = vec![0u32; pairs.len()];
         while let Some((i, event)) = events.next().await {
             match event {
                 Ok(event) => {

@@ -308,6 +308,11 @@ pub struct Inventory {
     /// Per-cluster singletons this network holds (`Site in namespace apps on member/east`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<String>,
+    /// Member namespaces written in (or about to be), sorted. Members are read namespace
+    /// by namespace, so a namespace the spec drops stays here until a pass proves nothing of
+    /// the network is left in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
 }
 
 /// One recorded target.

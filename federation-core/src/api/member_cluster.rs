@@ -101,10 +101,17 @@ pub struct MemberClusterStatus {
     /// Backend APIs found in the member (`skupper.io/v2alpha1`, `submariner.io/v1alpha1`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backend_apis: Vec<String>,
+    /// When the token of the member's kubeconfig expires (RFC 3339), when it has an expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_expire_at: Option<String>,
     /// Generation of the spec the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
+
+/// Condition type on `MemberCluster`: the token of the member's kubeconfig expires soon (or
+/// has expired); `False` while it is far from expiry. Absent for credentials without expiry.
+pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiring";
 
 /// Condition type on `MemberCluster`: the member answered an authenticated request.
 pub const REACHABLE: &str = "Reachable";

@@ -75,5 +75,9 @@ macro_rules! delegate_pure_backend_methods {
         fn teardown_phase(&self, target: &$crate::backend::Target) -> u8 {
             self.$inner.teardown_phase(target)
         }
+
+        fn member_access(&self) -> ::std::vec::Vec<$crate::backend::AccessRule> {
+            self.$inner.member_access()
+        }
     };
 }

@@ -202,6 +202,53 @@ impl std::fmt::Display for Singleton {
     }
 }
 
+/// What one pass reads: the network, and the member namespaces where it may hold objects
+/// (those it spans now, and those it spanned before and has not yet been proven to have
+/// left, from its inventory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ObserveScope {
+    /// The network.
+    pub network: NetworkRef,
+    /// Member namespaces to read, sorted.
+    pub namespaces: BTreeSet<String>,
+}
+
+impl ObserveScope {
+    /// A scope over `namespaces`.
+    pub fn new<I, S>(network: NetworkRef, namespaces: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            network,
+            namespaces: namespaces.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Where an [`AccessRule`] applies in a member.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum AccessScope {
+    /// In each namespace the member's networks span.
+    NetworkNamespaces,
+    /// In one fixed namespace the backend owns (Submariner's `submariner-operator`).
+    Namespace(String),
+}
+
+/// Verbs on resources of one API group, granted in a scope: one rule of a Role.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct AccessRule {
+    /// API group (`""` for the core group).
+    pub api_group: String,
+    /// Plural resource names.
+    pub resources: Vec<String>,
+    /// Verbs.
+    pub verbs: Vec<String>,
+    /// Where.
+    pub scope: AccessScope,
+}
+
 /// A network backend. Implementations are `Send + Sync` and shared behind an `Arc`.
 #[cfg_attr(any(test, feature = "mockall"), mockall::automock)]
 #[async_trait]
@@ -233,12 +280,14 @@ pub trait NetworkBackend: Send + Sync {
     /// state is never reported as healthy.
     fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health;
 
-    /// Reads everything the network owns on `target` (by ownership label), plus whatever
-    /// else rendering needs from it.
+    /// Reads everything the network owns on `target` (by ownership label) in the scope's
+    /// namespaces, plus whatever else rendering needs from it. Kubernetes backends read
+    /// namespace by namespace, never cluster-wide, so the namespaced access of
+    /// [`Self::member_access`] is enough.
     async fn observe(
         &self,
         target: &Target,
-        network: &NetworkRef,
+        scope: &ObserveScope,
     ) -> Result<Observed, BackendError>;
 
     /// Creates or updates `objects` on `target` (server-side apply for Kubernetes targets).
@@ -268,6 +317,13 @@ pub trait NetworkBackend: Send + Sync {
     /// (a Link before the Secret it names, the Site last) (pure).
     fn deletion_order(&self, _key: &ObjectKey) -> u8 {
         0
+    }
+
+    /// What the backend's identity in a member must be allowed to do there (pure): the
+    /// source of the Roles `fedctl join` creates, of `deploy/member-rbac/` and of the checks
+    /// `fedctl doctor` runs. Backends without member clusters as targets need nothing.
+    fn member_access(&self) -> Vec<AccessRule> {
+        Vec::new()
     }
 
     /// When a target is cleaned up relative to the others: lower phases first; a target of

@@ -13,10 +13,12 @@
 //! A member is unhealthy for planning only after repeated failed probes: see
 //! [`member_unhealthy`] and the `health` module's rules.
 
+mod credentials;
 mod health;
 mod kubeconfig;
 mod probe;
 
+pub use credentials::{expiring, jwt_expiry, record_expiry, token_expiry};
 pub use health::{
     FailurePolicy, ProbeStreak, ProbeStreaks, REASON_CREDENTIALS_UNAVAILABLE,
     REASON_INVALID_CREDENTIALS, REASON_PROBE_FAILING, REASON_PROBED, REASON_UNREACHABLE,
@@ -98,6 +100,7 @@ pub enum ClusterError {
 struct CachedClient {
     secret_version: String,
     client: Client,
+    expires: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 /// Clients for member clusters, keyed by member name.
@@ -195,9 +198,16 @@ impl MemberRegistry {
             CachedClient {
                 secret_version: version,
                 client: client.clone(),
+                expires: token_expiry(text),
             },
         );
         Ok(client)
+    }
+
+    /// When the token of the member's current client expires, if it has a token with an
+    /// expiry (read when the client was built from its Secret).
+    pub async fn credential_expiry(&self, member: &str) -> Option<k8s_openapi::jiff::Timestamp> {
+        self.cache.read().await.get(member).and_then(|c| c.expires)
     }
 
     /// A client for the member of this name (reads its `MemberCluster` from the hub).

@@ -74,6 +74,7 @@ mod tests {
                 backend: BackendKind::Skupper,
                 targets: vec![],
                 claims: claims.iter().map(|c| (*c).to_owned()).collect(),
+                namespaces: vec![],
             }),
             ..Default::default()
         });

@@ -17,16 +17,29 @@ pub fn recorded_targets(inventory: &Inventory) -> BTreeSet<Target> {
     inventory.targets.iter().map(Target::from).collect()
 }
 
-/// An inventory of `backend` over `targets`, with `claims`, in a stable order.
-pub fn inventory_of(
-    backend: BackendKind,
-    targets: &BTreeSet<Target>,
-    claims: &BTreeSet<String>,
-) -> Inventory {
+/// The member namespaces an inventory records.
+pub fn recorded_namespaces(inventory: &Inventory) -> BTreeSet<String> {
+    inventory.namespaces.iter().cloned().collect()
+}
+
+/// What an inventory records, as sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recorded {
+    /// Targets written to.
+    pub targets: BTreeSet<Target>,
+    /// Per-cluster singletons held.
+    pub claims: BTreeSet<String>,
+    /// Member namespaces written in.
+    pub namespaces: BTreeSet<String>,
+}
+
+/// An inventory of `backend` over what is `recorded`, in a stable order.
+pub fn inventory_of(backend: BackendKind, recorded: &Recorded) -> Inventory {
     Inventory {
         backend,
-        targets: targets.iter().map(InventoryTarget::from).collect(),
-        claims: claims.iter().cloned().collect(),
+        targets: recorded.targets.iter().map(InventoryTarget::from).collect(),
+        claims: recorded.claims.iter().cloned().collect(),
+        namespaces: recorded.namespaces.iter().cloned().collect(),
     }
 }
 
@@ -103,8 +116,14 @@ mod tests {
     fn an_inventory_round_trips_and_names_its_members() {
         let targets: BTreeSet<Target> =
             [Target::Member("a".into()), Target::Controller("x".into())].into();
-        let inv = inventory_of(BackendKind::Skupper, &targets, &BTreeSet::new());
+        let recorded = Recorded {
+            targets: targets.clone(),
+            namespaces: ["shop".to_owned()].into(),
+            ..Recorded::default()
+        };
+        let inv = inventory_of(BackendKind::Skupper, &recorded);
         assert_eq!(recorded_targets(&inv), targets);
+        assert_eq!(recorded_namespaces(&inv), recorded.namespaces);
         assert_eq!(inv.targets[1].kind, TargetKind::Controller);
         assert!(inventory_uses_member(Some(&inv), "a"));
         assert!(

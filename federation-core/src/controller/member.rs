@@ -5,9 +5,10 @@ use super::inventory::inventory_uses_member;
 use super::network::list_networks;
 use super::{Context, ControllerError, apply_status, hub_error, record_event};
 use crate::api::{MEMBER_FINALIZER, MemberCluster};
-use crate::cluster::{FailureKind, failure_kind, member_status, probe};
+use crate::cluster::{FailureKind, failure_kind, member_status, probe, record_expiry};
 use crate::plan::is_abandoned;
 use crate::status::changed;
+use k8s_openapi::jiff::SignedDuration;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -119,13 +120,21 @@ async fn probe_member(member: &MemberCluster, ctx: &Context) -> Result<Action, C
             }
         },
     };
-    let new = member_status(
+    let mut new = member_status(
         member.status.as_ref(),
         member.metadata.generation,
         &result,
         confirmed,
         now,
     );
+    if result.is_ok()
+        && let Some(status) = new.as_mut()
+    {
+        let window =
+            SignedDuration::try_from(ctx.timing.credential_warning).unwrap_or(SignedDuration::MAX);
+        let expiry = ctx.registry.credential_expiry(&name).await;
+        record_expiry(status, &name, expiry, now, window);
+    }
     if let Some(status) = new.and_then(|new| changed(member.status.as_ref(), new)) {
         apply_status(&Api::<MemberCluster>::all(ctx.hub.clone()), &name, &status).await?;
     }

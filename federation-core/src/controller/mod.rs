@@ -75,6 +75,8 @@ pub struct Timing {
     /// `Unreachable` (default 60 s: with the default interval the third failure comes about
     /// then; it keeps probes that come faster than the interval from shortening the wait).
     pub probe_failure_min_duration: Duration,
+    /// How long before a member's token expires it is reported (`CredentialsExpiring`).
+    pub credential_warning: Duration,
 }
 
 impl Timing {
@@ -96,6 +98,7 @@ impl Default for Timing {
             probe_timeout: Duration::from_secs(5),
             probe_failure_threshold: 3,
             probe_failure_min_duration: Duration::from_secs(60),
+            credential_warning: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -5,13 +5,16 @@
 //! status write that records it in the inventory.
 
 use super::claims::conflicting_claim;
-use super::inventory::{inventory_of, recorded_targets, sweep_targets, unreachable_forever};
+use super::inventory::{
+    Recorded, inventory_of, recorded_namespaces, recorded_targets, sweep_targets,
+    unreachable_forever,
+};
 use super::{Context, ControllerError, apply_status, hub_error, record_event};
 use crate::api::{
     FederatedNetwork, FederatedNetworkStatus, FederatedService, INVENTORY_ANNOTATION, Inventory,
     MemberCluster, MemberPhase, NETWORK_FINALIZER,
 };
-use crate::backend::{Target, check_capabilities};
+use crate::backend::{ObserveScope, Target, check_capabilities};
 use crate::cluster::member_unhealthy;
 use crate::engine::ReconcileReport;
 use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
@@ -225,25 +228,30 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         }
     }
 
-    // Record every target (and claim) before the first write there.
-    let mut recorded = match old_inventory {
-        Some(inv) => recorded_targets(inv),
+    // Record every target, claim and namespace before the first write there.
+    let mut recorded = Recorded {
+        claims: recorded_claims,
+        ..Recorded::default()
+    };
+    match old_inventory {
+        Some(inv) => {
+            recorded.targets = recorded_targets(inv);
+            recorded.namespaces = recorded_namespaces(inv);
+        }
         None if inventory_was_recorded(net) => {
             tracing::warn!(network = %NetworkRef::of(net), "inventory lost; sweeping every registered member");
-            sweep_targets(engine.backend().as_ref(), &hub.members)
+            recorded.targets = sweep_targets(engine.backend().as_ref(), &hub.members);
         }
-        None => {
-            mark_inventory_recorded(ctx, net).await?;
-            BTreeSet::new()
-        }
-    };
-    for (target, why) in unreachable_forever(&recorded, &hub.members) {
-        forget(ctx, net, &target, why).await;
-        recorded.remove(&target);
+        None => mark_inventory_recorded(ctx, net).await?,
     }
-    recorded.extend(engine.backend().targets(&plan));
-    let claims: BTreeSet<String> = recorded_claims.union(&wanted_claims).cloned().collect();
-    let inventory = inventory_of(plan.backend.kind, &recorded, &claims);
+    for (target, why) in unreachable_forever(&recorded.targets, &hub.members) {
+        forget(ctx, net, &target, why).await;
+        recorded.targets.remove(&target);
+    }
+    recorded.targets.extend(engine.backend().targets(&plan));
+    recorded.claims.extend(wanted_claims.iter().cloned());
+    recorded.namespaces.extend(plan.namespaces.iter().cloned());
+    let inventory = inventory_of(plan.backend.kind, &recorded);
     if old_inventory != Some(&inventory) {
         let mut status = previous.clone().unwrap_or_default();
         status.inventory = Some(inventory);
@@ -251,21 +259,31 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         previous = Some(status);
     }
 
-    let report = engine.reconcile(&plan, &recorded).await;
+    let mut plan = plan;
+    plan.retired_namespaces = recorded
+        .namespaces
+        .iter()
+        .filter(|ns| !plan.namespaces.contains(ns))
+        .cloned()
+        .collect();
+    let report = engine.reconcile(&plan, &recorded.targets).await;
 
-    // Forget what was released: targets found empty, members gone, claims no longer needed.
+    // Forget what was released: targets found empty, members gone, and once converged (every
+    // target read, nothing left to delete) claims and namespaces no longer needed.
     for (target, r) in report.targets.iter().filter(|(_, r)| r.leaving) {
         if let crate::engine::TargetOutcome::Gone { reason } = &r.outcome {
             forget(ctx, net, target, reason).await;
         }
     }
     let released: BTreeSet<Target> = report.released_targets().cloned().collect();
-    let remaining: BTreeSet<Target> = recorded.difference(&released).cloned().collect();
-    let settled_claims = if report.is_converged() {
-        wanted_claims.clone()
-    } else {
-        claims
+    let mut remaining = Recorded {
+        targets: recorded.targets.difference(&released).cloned().collect(),
+        ..recorded.clone()
     };
+    if report.is_converged() {
+        remaining.claims = wanted_claims.clone();
+        remaining.namespaces = plan.namespaces.iter().cloned().collect();
+    }
     let mut status = network_status(
         previous.as_ref(),
         net.metadata.generation,
@@ -273,7 +291,7 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         Ok(&report),
         (ctx.clock)(),
     );
-    status.inventory = Some(inventory_of(plan.backend.kind, &remaining, &settled_claims));
+    status.inventory = Some(inventory_of(plan.backend.kind, &remaining));
     let converged =
         report.is_converged() && status.members.iter().all(|m| m.phase == MemberPhase::Ready);
     write_network_status(ctx, net, previous.as_ref(), status).await?;
@@ -340,7 +358,8 @@ async fn retire_backend(
         return Ok(None);
     };
     let targets = usable_targets(ctx, net, recorded_targets(old), &hub.members).await;
-    let report = engine.teardown(&NetworkRef::of(net), &targets).await;
+    let scope = teardown_scope(net, Some(old));
+    let report = engine.teardown(&scope, &targets).await;
     if report.is_complete() {
         let note = format!(
             "removed the {} objects from {} targets before switching to {}",
@@ -351,8 +370,7 @@ async fn retire_backend(
         publish(ctx, net, EventType::Normal, "BackendRetired", &note).await;
         return Ok(Some(inventory_of(
             net.spec.backend.kind,
-            &BTreeSet::new(),
-            &BTreeSet::new(),
+            &Recorded::default(),
         )));
     }
     let pending: Vec<String> = report
@@ -369,6 +387,17 @@ async fn retire_backend(
     };
     refuse(ctx, net, net.status.as_ref(), &hub.services, &failure).await?;
     Ok(None)
+}
+
+/// Where a teardown reads: the namespaces the spec names and those the inventory recorded.
+/// After a lost inventory only the spec's namespaces are known; objects in namespaces the
+/// network had left before are then out of reach of a namespaced identity.
+fn teardown_scope(net: &FederatedNetwork, inventory: Option<&Inventory>) -> ObserveScope {
+    let recorded = inventory.map(recorded_namespaces).unwrap_or_default();
+    ObserveScope::new(
+        NetworkRef::of(net),
+        net.spec.namespaces.iter().cloned().chain(recorded),
+    )
 }
 
 /// The targets that can still be reached; the others are forgotten with an Event.
@@ -416,7 +445,9 @@ async fn cleanup(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Contro
         targets.extend(engine.backend().targets(&plan));
     }
     let targets = usable_targets(ctx, net, targets, &hub.members).await;
-    let report = engine.teardown(&network, &targets).await;
+    let report = engine
+        .teardown(&teardown_scope(net, inventory), &targets)
+        .await;
     for (target, why) in report.gone() {
         forget(ctx, net, target, why).await;
     }

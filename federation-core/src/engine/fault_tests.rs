@@ -141,7 +141,7 @@ impl NetworkBackend for FakeBackend {
             ..Health::default()
         }
     }
-    async fn observe(&self, target: &Target, _: &NetworkRef) -> Result<Observed, BackendError> {
+    async fn observe(&self, target: &Target, _: &ObserveScope) -> Result<Observed, BackendError> {
         if self.gone.contains(target) {
             return Err(BackendError::Gone {
                 target: target.to_string(),
@@ -358,7 +358,7 @@ async fn teardown_goes_phase_by_phase() {
     backend.unreadable.lock().unwrap().insert(member("a"));
     let engine = Engine::new(backend.clone(), config());
     let all: BTreeSet<Target> = [member("a"), Target::Broker("hub".into())].into();
-    let network = NetworkRef::new("ns", "net");
+    let network = ObserveScope::new(crate::plan::NetworkRef::new("ns", "net"), ["x"]);
     let report = engine.teardown(&network, &all).await;
     assert!(!report.is_complete());
     assert!(

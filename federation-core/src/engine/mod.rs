@@ -66,9 +66,9 @@ pub use report::{
 use crate::api::{FIELD_MANAGER, LinkPhase};
 use crate::backend::{
     BackendError, Deletion, DesiredObject, DesiredState, Health, NetworkBackend, ObjectKey,
-    Observed, Target, check_capabilities, drops_applied_fields, is_subset,
+    ObserveScope, Observed, Target, check_capabilities, drops_applied_fields, is_subset,
 };
-use crate::plan::{NetworkPlan, NetworkRef};
+use crate::plan::NetworkPlan;
 use backon::{ExponentialBuilder, Retryable};
 use futures::{StreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
@@ -204,7 +204,8 @@ impl Engine {
         let all: Vec<Target> = recorded.iter().cloned().collect();
 
         let mut observed = BTreeMap::new();
-        for (target, result) in self.observe_all(&all, &plan.network).await {
+        let scope = plan.observe_scope();
+        for (target, result) in self.observe_all(&all, &scope).await {
             match result {
                 Ok(obs) => {
                     observed.insert(target, obs);
@@ -306,7 +307,7 @@ impl Engine {
     /// a target that is gone for good counts as done ([`TeardownOutcome::Gone`]).
     pub async fn teardown(
         &self,
-        network: &NetworkRef,
+        scope: &ObserveScope,
         targets: &BTreeSet<Target>,
     ) -> TeardownReport {
         let mut phases: BTreeMap<u8, Vec<Target>> = BTreeMap::new();
@@ -327,7 +328,7 @@ impl Engine {
                 continue;
             }
             let results = self
-                .for_each_target(targets, |target| self.teardown_target(target, network))
+                .for_each_target(targets, |target| self.teardown_target(target, scope))
                 .await;
             for (t, r) in results {
                 let r = match r {
@@ -349,10 +350,10 @@ impl Engine {
     async fn teardown_target(
         &self,
         target: Target,
-        network: &NetworkRef,
+        scope: &ObserveScope,
     ) -> Result<TeardownOutcome, BackendError> {
         let backend = self.backend.clone();
-        let obs = self.retrying(|| backend.observe(&target, network)).await?;
+        let obs = self.retrying(|| backend.observe(&target, scope)).await?;
         if let Some(op) = obs.operations.first() {
             return Err(BackendError::Other(format!(
                 "waiting for {} ({}) to finish",
@@ -375,7 +376,7 @@ impl Engine {
         }
         // Objects with finalizers of their own (an upstream controller's cleanup) linger:
         // only a read that finds none proves the target clean.
-        let after = self.retrying(|| backend.observe(&target, network)).await?;
+        let after = self.retrying(|| backend.observe(&target, scope)).await?;
         let left = after.objects.iter().filter(|o| o.owned).count();
         if left > 0 {
             return Err(BackendError::Other(format!(
@@ -531,11 +532,11 @@ impl Engine {
     async fn observe_all(
         &self,
         targets: &[Target],
-        network: &NetworkRef,
+        scope: &ObserveScope,
     ) -> Vec<(Target, Result<Observed, Failure>)> {
         self.for_each_target(targets.to_vec(), |target| {
             let backend = self.backend.clone();
-            async move { self.retrying(|| backend.observe(&target, network)).await }
+            async move { self.retrying(|| backend.observe(&target, scope)).await }
         })
         .await
     }

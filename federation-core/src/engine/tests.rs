@@ -340,12 +340,12 @@ impl NetworkBackend for HangingBackend {
     async fn observe(
         &self,
         target: &Target,
-        network: &NetworkRef,
+        scope: &ObserveScope,
     ) -> Result<Observed, BackendError> {
         if target == &self.hang {
             futures::future::pending::<()>().await;
         }
-        self.inner.observe(target, network).await
+        self.inner.observe(target, scope).await
     }
     async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
         self.inner.apply(target, objects).await
@@ -557,7 +557,7 @@ async fn teardown_removes_everything_owned() {
     );
     engine.reconcile(&plan, &targets_of(&plan)).await;
     let targets: BTreeSet<Target> = ["a", "b", "c"].iter().map(|m| member(m)).collect();
-    let report = engine.teardown(&plan.network, &targets).await;
+    let report = engine.teardown(&plan.observe_scope(), &targets).await;
     assert!(report.is_complete());
     assert!(targets.iter().all(|t| keys_in(&store, t).is_empty()));
 }

@@ -50,6 +50,10 @@ pub struct NetworkPlan {
     pub topology_kind: TopologyKind,
     /// Namespaces spanned; each (member, namespace) is a site.
     pub namespaces: Vec<String>,
+    /// Namespaces the network spanned before and may still hold objects in (from its
+    /// inventory, filled in by the controller): read so what is left there is removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_namespaces: Vec<String>,
     /// Members, sorted by name.
     pub members: Vec<PlannedMember>,
     /// Sites and links.
@@ -65,6 +69,17 @@ pub struct NetworkPlan {
 }
 
 impl NetworkPlan {
+    /// What a pass over this plan reads: the namespaces spanned and the retired ones.
+    pub fn observe_scope(&self) -> crate::backend::ObserveScope {
+        crate::backend::ObserveScope::new(
+            self.network.clone(),
+            self.namespaces
+                .iter()
+                .chain(&self.retired_namespaces)
+                .cloned(),
+        )
+    }
+
     /// The planned member of this name.
     pub fn member(&self, name: &str) -> Option<&PlannedMember> {
         self.members.iter().find(|m| m.name == name)
@@ -225,6 +240,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
         backend: spec.backend.clone(),
         topology_kind: spec.topology.kind,
         namespaces: spec.namespaces.clone(),
+        retired_namespaces: Vec::new(),
         members,
         topology,
         services,

@@ -1,9 +1,10 @@
-//! Registering members on the hub the way a user would with real clusters: on each member,
-//! the ServiceAccount, ClusterRole and binding of `deploy/member-rbac/skupper.yaml` and a
+//! Registering members on the hub the way a user who manages RBAC by hand would: on each
+//! member, the ServiceAccount of `deploy/member-rbac/identity.yaml`, the Role and binding of
+//! `deploy/member-rbac/skupper-namespace.yaml` in the application namespace only, and a
 //! token for it; on the hub, a Secret with a self-contained kubeconfig for that token and a
-//! `MemberCluster` referencing it.
+//! `MemberCluster` referencing it. (`fedctl join` does the same; its own tests use it.)
 
-use super::{FedEnv, HUB_NAMESPACE, apply_json};
+use super::{APP_NAMESPACE, FedEnv, HUB_NAMESPACE, apply_json};
 use anyhow::{Context as _, anyhow};
 use base64::Engine as _;
 use federation_testkit::Cluster;
@@ -28,14 +29,17 @@ pub fn member_names(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// The member RBAC manifest shipped in `deploy/`.
-pub fn member_rbac_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/member-rbac/skupper.yaml")
+/// A member RBAC manifest shipped in `deploy/member-rbac/` (`identity.yaml`,
+/// `skupper-namespace.yaml`).
+pub fn member_rbac_path(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy/member-rbac")
+        .join(file)
 }
 
-/// Parses the documents of the member RBAC manifest.
-pub fn member_rbac_documents() -> anyhow::Result<Vec<Value>> {
-    let path = member_rbac_path();
+/// Parses the documents of a member RBAC manifest.
+pub fn member_rbac_documents(file: &str) -> anyhow::Result<Vec<Value>> {
+    let path = member_rbac_path(file);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path:?}"))?;
     let mut docs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
@@ -49,7 +53,12 @@ pub fn member_rbac_documents() -> anyhow::Result<Vec<Value>> {
 
 /// Registers every member of the environment on its hub.
 pub async fn register_members(env: &FedEnv) -> anyhow::Result<()> {
-    let rbac = member_rbac_documents()?;
+    let identity = member_rbac_documents("identity.yaml")?;
+    let mut namespaced = member_rbac_documents("skupper-namespace.yaml")?;
+    for doc in &mut namespaced {
+        doc["metadata"]["namespace"] = APP_NAMESPACE.into();
+    }
+    let rbac: Vec<Value> = identity.into_iter().chain(namespaced).collect();
     let hub = env.hub().client();
     for (name, cluster) in env.members().iter().zip(env.member_clusters()) {
         let kubeconfig = operator_kubeconfig(name, cluster, &rbac)

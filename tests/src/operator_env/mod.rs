@@ -63,16 +63,22 @@ impl FedEnv {
     /// Starts `members + 1` control planes (our CRDs on the hub, Skupper's on the members),
     /// creates the namespaces and registers the members on the hub.
     pub async fn start(members: usize) -> anyhow::Result<Self> {
-        Self::start_inner(members, false).await
+        Self::start_inner(members, false, true).await
+    }
+
+    /// As [`Self::start`], without registering the members on the hub (for tests of
+    /// `fedctl join`, which does it).
+    pub async fn start_unregistered(members: usize) -> anyhow::Result<Self> {
+        Self::start_inner(members, false, false).await
     }
 
     /// As [`Self::start`], with every API server writing an audit log of write requests
     /// (read with `Cluster::audit_events`).
     pub async fn start_audited(members: usize) -> anyhow::Result<Self> {
-        Self::start_inner(members, true).await
+        Self::start_inner(members, true, true).await
     }
 
-    async fn start_inner(members: usize, audit: bool) -> anyhow::Result<Self> {
+    async fn start_inner(members: usize, audit: bool, register: bool) -> anyhow::Result<Self> {
         if members < 2 {
             bail!("a hub-and-spoke network needs at least two members");
         }
@@ -101,7 +107,9 @@ impl FedEnv {
         for m in env.member_clusters() {
             m.create_namespace(APP_NAMESPACE).await?;
         }
-        register_members(&env).await?;
+        if register {
+            register_members(&env).await?;
+        }
         Ok(env)
     }
 

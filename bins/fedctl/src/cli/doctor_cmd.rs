@@ -1,9 +1,9 @@
 //! `fedctl doctor`: exit 0 when nothing failed, 1 when something did, 2 when doctor could not
 //! run.
 
-use crate::Output;
-use fedctl::doctor::{self, DoctorOptions, Finding};
-use fedctl::hub::{self, HubOptions};
+use super::Output;
+use crate::doctor::{self, DoctorOptions, Finding};
+use crate::hub::{self, HubOptions};
 use std::process::ExitCode;
 
 /// Exit code when doctor found problems.
@@ -26,7 +26,7 @@ pub fn run(hub: &HubOptions, options: DoctorOptions, output: Output, colour: boo
             .map_err(anyhow::Error::from),
         Output::Yaml => serde_yaml::to_string(&findings).map_err(anyhow::Error::from),
     };
-    match text.and_then(|t| crate::emit(&t)) {
+    match text.and_then(|t| super::emit(&t)) {
         Ok(_) if doctor::has_failures(&findings) => ExitCode::from(PROBLEMS),
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,7 +37,7 @@ pub fn run(hub: &HubOptions, options: DoctorOptions, output: Output, colour: boo
 }
 
 fn find(hub: &HubOptions, options: &DoctorOptions) -> anyhow::Result<Vec<Finding>> {
-    crate::runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let (client, _) = hub::connect(hub).await?;
         Ok(doctor::run(&client, options).await?)
     })

@@ -1,10 +1,10 @@
 //! `fedctl status`.
 
-use crate::Output;
+use super::Output;
+use crate::hub::{self, HubOptions};
+use crate::status_view::{network_text, summary_text};
+use crate::watch::{Scope, Update, View, watch};
 use anyhow::Result;
-use fedctl::hub::{self, HubOptions};
-use fedctl::status_view::{network_text, summary_text};
-use fedctl::watch::{Scope, Update, View, watch};
 use std::io::IsTerminal as _;
 
 /// What `fedctl status` was asked.
@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(hub: &HubOptions, args: Args) -> Result<()> {
-    crate::runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let (client, default_ns) = hub::connect(hub).await?;
         let ns = args.namespace.clone().unwrap_or(default_ns);
         let scope = match (&args.network, args.all_namespaces) {
@@ -88,7 +88,7 @@ async fn show(text: &str, redraw: bool, args: &Args, frames: &mut usize) -> Resu
 /// Writes to stdout off the runtime's thread: a slow pipe or terminal must not stall the
 /// watches. `false` when the reader has gone.
 async fn write_stdout(text: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || crate::emit(&text)).await?
+    tokio::task::spawn_blocking(move || super::emit(&text)).await?
 }
 
 fn format_view(view: &View, args: &Args) -> Result<String> {

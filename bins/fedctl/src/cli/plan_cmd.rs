@@ -1,8 +1,8 @@
 //! `fedctl plan`.
 
-use crate::Output;
+use super::Output;
+use crate::manifests::Manifests;
 use anyhow::{Result, bail};
-use fedctl::manifests::Manifests;
 use federation_core::api::BackendKind;
 use federation_core::backend::DesiredState;
 use federation_core::plan::{NetworkPlan, PlanInput, plan};
@@ -47,9 +47,14 @@ pub fn run(files: &[PathBuf], unhealthy: &[String], output: Output) -> Result<()
     match output {
         Output::Text => plans
             .iter()
-            .for_each(|p| print!("{}{}", text(&p.plan), objects_text(p.objects.as_ref()))),
-        Output::Yaml => print!("{}", serde_yaml::to_string(&plans)?),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&plans)?),
+            .map(|p| format!("{}{}", text(&p.plan), objects_text(p.objects.as_ref())))
+            .try_for_each(|t| super::emit(&t).map(|_| ()))?,
+        Output::Yaml => {
+            super::emit(&serde_yaml::to_string(&plans)?)?;
+        }
+        Output::Json => {
+            super::emit(&format!("{}\n", serde_json::to_string_pretty(&plans)?))?;
+        }
     }
     if failed {
         bail!("some networks could not be planned");

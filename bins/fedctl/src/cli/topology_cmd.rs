@@ -1,10 +1,10 @@
 //! `fedctl topology`.
 
+use crate::graph::Graph;
+use crate::hub::{self, HubOptions};
+use crate::manifests::Manifests;
+use crate::render::{Format, render};
 use anyhow::{Result, bail};
-use fedctl::graph::Graph;
-use fedctl::hub::{self, HubOptions};
-use fedctl::manifests::Manifests;
-use fedctl::render::{Format, render};
 use federation_core::plan::{PlanInput, plan};
 use kube::ResourceExt;
 use std::collections::BTreeSet;
@@ -23,7 +23,7 @@ pub fn run(
                 "name the network to draw (`fedctl status` lists them), or give manifests with -f"
             );
         };
-        crate::runtime()?.block_on(async {
+        super::runtime()?.block_on(async {
             let (client, default_ns) = hub::connect(hub).await?;
             let ns = namespace.unwrap_or(default_ns);
             let report = hub::network_report(&client, &ns, &name).await?;
@@ -32,7 +32,7 @@ pub fn run(
     } else {
         offline(files, network.as_deref(), namespace.as_deref())?
     };
-    crate::emit(&render(&graph, format)).map(drop)
+    super::emit(&render(&graph, format)).map(drop)
 }
 
 /// The graph of a network planned from manifests: every member healthy, phases unknown.

@@ -1,10 +1,10 @@
 //! `fedctl diff`.
 
-use crate::Output;
+use super::Output;
+use crate::diff::{self, DiffReport};
+use crate::hub::{self, HubOptions};
+use crate::manifests::Manifests;
 use anyhow::{Result, bail};
-use fedctl::diff::{self, DiffReport};
-use fedctl::hub::{self, HubOptions};
-use fedctl::manifests::Manifests;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -30,7 +30,7 @@ fn report(hub: &HubOptions, files: &[PathBuf]) -> Result<DiffReport> {
     if manifests.networks.is_empty() {
         bail!("no FederatedNetwork found in the given files");
     }
-    crate::runtime()?.block_on(async {
+    super::runtime()?.block_on(async {
         let (client, _) = hub::connect(hub).await?;
         Ok(diff::diff(&client, &manifests).await?)
     })
@@ -42,5 +42,5 @@ fn print(report: &DiffReport, output: Output) -> Result<()> {
         Output::Yaml => serde_yaml::to_string(report)?,
         Output::Json => format!("{}\n", serde_json::to_string_pretty(report)?),
     };
-    crate::emit(&text).map(drop)
+    super::emit(&text).map(drop)
 }
