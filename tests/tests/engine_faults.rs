@@ -534,3 +534,57 @@ async fn a_delete_carries_the_observed_uid_and_spares_a_replacement() {
         "the replacement was deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_dropped_from_the_spec_is_cleaned_then_forgotten() {
+    let env = SkupperEnv::start().await;
+    let (kept, dropped) = (
+        env.workload_namespace().await,
+        env.workload_namespace().await,
+    );
+    assert_ne!(kept, dropped);
+    env.create_network(
+        "spread",
+        json!({"backend": {"type": "Skupper"}, "members": {"names": MEMBERS},
+               "namespaces": [kept, dropped], "topology": {"type": "FullMesh"}}),
+    )
+    .await;
+    let net = env.converge("spread").await;
+    let recorded = |net: &federation_core::api::FederatedNetwork| {
+        net.status
+            .as_ref()
+            .and_then(|s| s.inventory.as_ref())
+            .map(|i| i.namespaces.clone())
+            .unwrap_or_default()
+    };
+    let mut both = vec![kept.clone(), dropped.clone()];
+    both.sort();
+    assert_eq!(recorded(&net), both);
+    for m in MEMBERS {
+        assert!(!env.all_in_namespace(m, &dropped).await.is_empty());
+    }
+
+    // The namespace leaves the spec: members are read only namespace by namespace, so the
+    // inventory is what keeps it read until its Sites and links are gone.
+    env.patch_network("spread", json!({"namespaces": [kept]}))
+        .await;
+    env.drive_until(
+        "spread",
+        "the dropped namespace cleaned and forgotten",
+        CONVERGE_WITHIN,
+        async || {
+            let net = env.network("spread").await?;
+            for m in MEMBERS {
+                if !env.all_in_namespace(m, &dropped).await.is_empty() {
+                    return None;
+                }
+            }
+            (recorded(&net) == [kept.clone()]).then_some(())
+        },
+    )
+    .await;
+    for m in MEMBERS {
+        assert!(!env.all_in_namespace(m, &kept).await.is_empty());
+    }
+    env.converge("spread").await;
+}

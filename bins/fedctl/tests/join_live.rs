@@ -194,7 +194,55 @@ async fn members_joined_by_fedctl_converge_and_unjoin_leaves_nothing() {
     let secrets: Api<Secret> = Api::namespaced(hub.clone(), HUB_NAMESPACE);
     let name = format!("{}-kubeconfig", members[2]);
     let before = secrets.get(&name).await.unwrap().metadata.resource_version;
-    join(&env, &members[2], "10.12.0.0/16", &[]).await;
+    let cluster = env.member(&members[2]).unwrap();
+    let run = fedctl(
+        env.hub().kubeconfig_path(),
+        &[
+            "join",
+            &members[2],
+            "--member-kubeconfig",
+            &cluster.kubeconfig_path().to_string_lossy(),
+            "--namespace",
+            APP_NAMESPACE,
+            "--pod-cidr",
+            "10.12.0.0/16",
+            "--label",
+            "env=prod",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    println!("{}{}", run.stderr, run.stdout);
+    // The text table: grants and denials, every answer as expected, no colour on a pipe.
+    assert!(!run.stdout.contains('\x1b'));
+    assert!(!run.stdout.contains("WRONG"));
+    let row = |needle: &[&str]| {
+        run.stdout
+            .lines()
+            .any(|l| needle.iter().all(|n| l.contains(n)))
+    };
+    assert!(row(&[
+        APP_NAMESPACE,
+        "sites.skupper.io",
+        "create",
+        "allow",
+        "allowed"
+    ]));
+    assert!(row(&[
+        "kube-system",
+        "secrets",
+        "get,list",
+        "deny",
+        "denied"
+    ]));
+    assert!(row(&[
+        "(cluster-wide)",
+        "namespaces",
+        "create",
+        "deny",
+        "denied"
+    ]));
+    assert!(run.stdout.contains("its token expires"));
     let after = secrets.get(&name).await.unwrap().metadata.resource_version;
     assert_ne!(before, after, "the token was renewed");
 

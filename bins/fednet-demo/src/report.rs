@@ -11,7 +11,9 @@ pub fn banner(members: usize) {
     println!("fednet demo: a hub and {members} member clusters on this machine\n");
     println!("What is real: every cluster is a real kube-apiserver (v1.37) with etcd, so every");
     println!("object below passed real validation (OpenAPI schemas, CEL rules, RBAC: the operator");
-    println!("reaches members as a ServiceAccount bound to deploy/member-rbac/skupper.yaml).");
+    println!(
+        "reaches members as a ServiceAccount with the namespaced Roles of deploy/member-rbac/)."
+    );
     println!("The operator is the real binary (target/debug/federation-operator).");
     println!(
         "What is simulated: no nodes, so no pods run and no traffic flows. Skupper's controller"
@@ -201,19 +203,17 @@ pub fn simulated_and_real() {
     println!("  On real clusters:");
     println!("   1. install Skupper v2 in each member and create the network's namespaces there;");
     println!(
-        "   2. in each member: kubectl apply -f deploy/member-rbac/skupper.yaml, then build a"
-    );
-    println!("      kubeconfig for the fednet-operator ServiceAccount (inline CA data and token);");
-    println!(
-        "   3. on the hub: helm install fednet deploy/helm/fednet-operator -n fednet-system --create-namespace"
+        "   2. on the hub: helm install fednet deploy/helm/fednet-operator -n fednet-system --create-namespace"
     );
     println!("      (installs the CRDs, RBAC and the operator; image from deploy/Dockerfile);");
-    println!("   4. on the hub, per member: a Secret with that kubeconfig (key `kubeconfig`) in");
     println!(
-        "      fednet-system and a MemberCluster referencing it (examples/three-clusters/members.yaml);"
+        "   3. per member: fedctl --context HUB join NAME --member-context CTX --namespace NS --label env=prod"
     );
     println!(
-        "   5. apply a FederatedNetwork and FederatedServices (examples/three-clusters/network.yaml)"
+        "      (a least-privilege ServiceAccount, its token, the hub Secret and MemberCluster);"
     );
-    println!("      and watch: kubectl get federatednetworks -n fednet-system -w\n");
+    println!(
+        "   4. apply a FederatedNetwork and FederatedServices (examples/three-clusters/network.yaml)"
+    );
+    println!("      and watch: fedctl status NETWORK -n fednet-system --watch\n");
 }

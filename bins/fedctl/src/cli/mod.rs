@@ -242,48 +242,16 @@ pub fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), name, &mut buffer);
             emit(&String::from_utf8_lossy(&buffer)).map(|_| ())
         }
-        Command::Join(args) => {
-            let JoinArgs {
-                member,
-                member_context,
-                member_kubeconfig,
-                namespaces,
-                backend,
-                cluster_id,
-                pod_cidrs,
-                service_cidrs,
-                region,
-                zone,
-                labels,
-                token_ttl,
-                secret_namespace,
-                service_account,
-                output,
-            } = *args;
-            parse_join(&backend, &labels).and_then(|(backend, labels)| {
-                join_cmd::run_join(
-                    &hub,
-                    member_context,
-                    member_kubeconfig,
-                    crate::join::JoinOptions {
-                        member,
-                        backend,
-                        namespaces,
-                        cluster_id,
-                        pod_cidrs,
-                        service_cidrs,
-                        region,
-                        zone,
-                        labels,
-                        token_ttl,
-                        secret_namespace,
-                        service_account,
-                    },
-                    output,
-                    colour,
-                )
-            })
-        }
+        Command::Join(args) => args.options().and_then(|options| {
+            join_cmd::run_join(
+                &hub,
+                args.member_context.clone(),
+                args.member_kubeconfig.clone(),
+                options,
+                args.output,
+                colour,
+            )
+        }),
         Command::Unjoin {
             member,
             member_context,
@@ -370,23 +338,42 @@ fn program_name() -> &'static str {
     }
 }
 
-fn parse_join(
-    backend: &str,
-    labels: &[String],
-) -> anyhow::Result<(federation_core::api::BackendKind, Vec<(String, String)>)> {
-    let backend: federation_core::api::BackendKind =
-        serde_json::from_value(serde_json::Value::String(backend.to_owned())).map_err(|_| {
-            anyhow::anyhow!("--backend {backend:?}: one of Skupper, Submariner, SdWan")
+impl JoinArgs {
+    /// The library's options from the flags (backend and labels parsed).
+    fn options(&self) -> anyhow::Result<crate::join::JoinOptions> {
+        let backend: federation_core::api::BackendKind = serde_json::from_value(
+            serde_json::Value::String(self.backend.clone()),
+        )
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--backend {:?}: one of Skupper, Submariner, SdWan",
+                self.backend
+            )
         })?;
-    let labels = labels
-        .iter()
-        .map(|l| {
-            l.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .ok_or_else(|| anyhow::anyhow!("--label {l:?}: use key=value"))
+        let labels = self
+            .labels
+            .iter()
+            .map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .ok_or_else(|| anyhow::anyhow!("--label {l:?}: use key=value"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(crate::join::JoinOptions {
+            member: self.member.clone(),
+            backend,
+            namespaces: self.namespaces.clone(),
+            cluster_id: self.cluster_id.clone(),
+            pod_cidrs: self.pod_cidrs.clone(),
+            service_cidrs: self.service_cidrs.clone(),
+            region: self.region.clone(),
+            zone: self.zone.clone(),
+            labels,
+            token_ttl: self.token_ttl,
+            secret_namespace: self.secret_namespace.clone(),
+            service_account: self.service_account.clone(),
         })
-        .collect::<anyhow::Result<_>>()?;
-    Ok((backend, labels))
+    }
 }
 
 /// A runtime for the commands that talk to the hub; one thread is plenty for a CLI.

@@ -357,6 +357,19 @@ fn labels(member: &str) -> serde_json::Value {
     json!({MANAGED_BY.0: MANAGED_BY.1, JOINED_AS: member})
 }
 
+/// The namespaces a ServiceAccount join made was granted access in (its annotation).
+fn granted_namespaces(sa: &ServiceAccount) -> BTreeSet<String> {
+    sa.annotations()
+        .get(NAMESPACES_ANNOTATION)
+        .map(|v| {
+            v.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn made_by_fedctl(labels: &std::collections::BTreeMap<String, String>) -> bool {
     labels.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
 }
@@ -473,16 +486,7 @@ async fn grant_access(
                     fix: "pass --service-account with another name".into(),
                 });
             }
-            Some(sa) => sa
-                .annotations()
-                .get(NAMESPACES_ANNOTATION)
-                .map(|v| {
-                    v.split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Some(sa) => granted_namespaces(&sa),
             None => BTreeSet::new(),
         };
     let granted: BTreeSet<String> = rules

@@ -104,17 +104,7 @@ pub async fn unjoin(
         .map_err(request("reading the member's ServiceAccount"))?
         .filter(|sa| super::made_by_fedctl(sa.labels()))
     {
-        let namespaces: Vec<String> = sa
-            .annotations()
-            .get(NAMESPACES_ANNOTATION)
-            .map(|v| {
-                v.split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        for ns in &namespaces {
+        for ns in &super::granted_namespaces(&sa) {
             for name in delete_joined_in(client, ns, &options.member).await? {
                 report.removed.push(format!("{name} in {ns}"));
             }
@@ -188,29 +178,25 @@ pub(super) async fn delete_access_in(
     namespace: &str,
     name: &str,
 ) -> Result<(), JoinError> {
-    let roles: Api<Role> = Api::namespaced(client.clone(), namespace);
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
-    if bindings
+    delete_if_ours(&bindings, name, &format!("RoleBinding {namespace}/{name}")).await?;
+    let roles: Api<Role> = Api::namespaced(client.clone(), namespace);
+    delete_if_ours(&roles, name, &format!("Role {namespace}/{name}")).await
+}
+
+/// Deletes object `name` if fedctl made it.
+async fn delete_if_ours<K>(api: &Api<K>, name: &str, what: &str) -> Result<(), JoinError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let found = api
         .get_opt(name)
         .await
-        .map_err(request(format!("reading RoleBinding {namespace}/{name}")))?
-        .is_some_and(|b| super::made_by_fedctl(b.labels()))
-    {
-        bindings
-            .delete(name, &DeleteParams::default())
+        .map_err(request(format!("reading {what}")))?;
+    if found.is_some_and(|o| super::made_by_fedctl(o.labels())) {
+        api.delete(name, &DeleteParams::default())
             .await
-            .map_err(request(format!("deleting RoleBinding {namespace}/{name}")))?;
-    }
-    if roles
-        .get_opt(name)
-        .await
-        .map_err(request(format!("reading Role {namespace}/{name}")))?
-        .is_some_and(|r| super::made_by_fedctl(r.labels()))
-    {
-        roles
-            .delete(name, &DeleteParams::default())
-            .await
-            .map_err(request(format!("deleting Role {namespace}/{name}")))?;
+            .map_err(request(format!("deleting {what}")))?;
     }
     Ok(())
 }
@@ -223,36 +209,34 @@ async fn delete_joined_in(
 ) -> Result<Vec<String>, JoinError> {
     let selector = format!("{}={},{JOINED_AS}={member}", MANAGED_BY.0, MANAGED_BY.1);
     let params = ListParams::default().labels(&selector);
-    let mut removed = Vec::new();
     let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
-    for b in bindings
-        .list(&params)
-        .await
-        .map_err(request(format!("listing RoleBindings in {namespace}")))?
-    {
-        bindings
-            .delete(&b.name_any(), &DeleteParams::default())
-            .await
-            .map_err(request(format!(
-                "deleting RoleBinding {namespace}/{}",
-                b.name_any()
-            )))?;
-        removed.push(format!("RoleBinding {}", b.name_any()));
-    }
+    let mut removed = delete_listed(&bindings, &params, "RoleBinding", namespace).await?;
     let roles: Api<Role> = Api::namespaced(client.clone(), namespace);
-    for r in roles
-        .list(&params)
+    removed.extend(delete_listed(&roles, &params, "Role", namespace).await?);
+    Ok(removed)
+}
+
+/// Deletes every object `params` selects; returns `<kind> <name>` of each.
+async fn delete_listed<K>(
+    api: &Api<K>,
+    params: &ListParams,
+    kind: &str,
+    namespace: &str,
+) -> Result<Vec<String>, JoinError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut removed = Vec::new();
+    for o in api
+        .list(params)
         .await
-        .map_err(request(format!("listing Roles in {namespace}")))?
+        .map_err(request(format!("listing {kind}s in {namespace}")))?
     {
-        roles
-            .delete(&r.name_any(), &DeleteParams::default())
+        let name = o.name_any();
+        api.delete(&name, &DeleteParams::default())
             .await
-            .map_err(request(format!(
-                "deleting Role {namespace}/{}",
-                r.name_any()
-            )))?;
-        removed.push(format!("Role {}", r.name_any()));
+            .map_err(request(format!("deleting {kind} {namespace}/{name}")))?;
+        removed.push(format!("{kind} {name}"));
     }
     Ok(removed)
 }
