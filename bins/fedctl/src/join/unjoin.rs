@@ -8,7 +8,7 @@
 //!    ServiceAccount (which invalidates every token minted for it), and `fednet-system` if
 //!    join created it and nothing else lives there.
 
-use super::{IDENTITY_NAMESPACE, JOINED_AS, JoinError, MANAGED_BY, NAMESPACES_ANNOTATION, request};
+use super::{IDENTITY_NAMESPACE, JOINED_AS, JoinError, MANAGED_BY, request};
 use federation_core::api::{FederatedNetwork, MemberCluster};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
