@@ -102,7 +102,10 @@ impl NetworkBackend for BrokeredBackend {
     }
     async fn observe(&self, t: &Target, scope: &ObserveScope) -> Result<Observed, BackendError> {
         let client = self.client(t)?;
-        let objects = list_owned(client, t, &[CONFIG_MAP], scope).await?;
+        // This backend writes in a namespace of its own (as Submariner does in
+        // `submariner-operator`), not in the network's: it reads there.
+        let own = ObserveScope::new(scope.network.clone(), [self.namespace.clone()]);
+        let objects = list_owned(client, t, &[CONFIG_MAP], &own).await?;
         let running = Api::<ConfigMap>::namespaced(client.clone(), &self.namespace)
             .list(&ListParams::default().labels(OPERATION))
             .await

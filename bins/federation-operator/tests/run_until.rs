@@ -173,15 +173,20 @@ async fn a_graceful_shutdown_stops_writing_as_soon_as_the_lease_is_lost() {
     );
 
     // Another replica takes the Lease (as after this one was cut off and it expired).
+    // The replica may renew between the read and the write (a 409): read again and retry.
     let api = Api::<Lease>::namespaced(hub.client(), NAMESPACE);
-    let mut taken = lease(hub).await.unwrap();
-    let spec = taken.spec.as_mut().unwrap();
-    spec.holder_identity = Some("thief".into());
-    spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
-    spec.lease_duration_seconds = Some(3600);
-    api.replace(LEASE, &PostParams::default(), &taken)
-        .await
-        .unwrap();
+    loop {
+        let mut taken = lease(hub).await.unwrap();
+        let spec = taken.spec.as_mut().unwrap();
+        spec.holder_identity = Some("thief".into());
+        spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+        spec.lease_duration_seconds = Some(3600);
+        match api.replace(LEASE, &PostParams::default(), &taken).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("stealing the lease: {e}"),
+        }
+    }
     let stolen = Instant::now();
 
     tokio::time::timeout(Duration::from_secs(10), aborted.wait_for(|a| *a))
@@ -254,15 +259,20 @@ async fn hub_writes_are_fenced_once_the_lease_is_lost_even_outside_the_controlle
         .await
         .unwrap();
 
+    // The replica may renew between the read and the write (a 409): read again and retry.
     let api = Api::<Lease>::namespaced(hub.client(), NAMESPACE);
-    let mut taken = lease(hub).await.unwrap();
-    let spec = taken.spec.as_mut().unwrap();
-    spec.holder_identity = Some("thief".into());
-    spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
-    spec.lease_duration_seconds = Some(3600);
-    api.replace(LEASE, &PostParams::default(), &taken)
-        .await
-        .unwrap();
+    loop {
+        let mut taken = lease(hub).await.unwrap();
+        let spec = taken.spec.as_mut().unwrap();
+        spec.holder_identity = Some("thief".into());
+        spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+        spec.lease_duration_seconds = Some(3600);
+        match api.replace(LEASE, &PostParams::default(), &taken).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => panic!("stealing the lease: {e}"),
+        }
+    }
     let stolen = Instant::now();
     tokio::time::sleep(Duration::from_secs(4)).await;
     stop_writer.cancel();

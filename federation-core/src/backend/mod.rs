@@ -204,7 +204,9 @@ impl std::fmt::Display for Singleton {
 
 /// What one pass reads: the network, and the member namespaces where it may hold objects
 /// (those it spans now, and those it spanned before and has not yet been proven to have
-/// left, from its inventory).
+/// left, from its inventory). A backend that also writes in fixed namespaces of its own
+/// (Submariner's `submariner-operator`, a broker namespace) reads those as well, and says so
+/// in its [`NetworkBackend::member_access`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ObserveScope {
     /// The network.

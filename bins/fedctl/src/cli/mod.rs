@@ -194,6 +194,10 @@ struct JoinArgs {
     /// Name of the member ServiceAccount (in fednet-system).
     #[arg(long, default_value = "fednet-operator")]
     service_account: String,
+    /// The member's API server URL as the operator reaches it, when it differs from the
+    /// member context's (the CA is still the context's).
+    #[arg(long, value_name = "URL")]
+    member_server: Option<String>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -372,6 +376,7 @@ impl JoinArgs {
             token_ttl: self.token_ttl,
             secret_namespace: self.secret_namespace.clone(),
             service_account: self.service_account.clone(),
+            server: self.member_server.clone(),
         })
     }
 }

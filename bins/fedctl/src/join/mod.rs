@@ -52,6 +52,8 @@ pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "fedctl");
 pub const JOINED_AS: &str = "fednet.io/joined-as";
 /// Annotation on the member's ServiceAccount: the namespaces it was granted access in.
 pub const NAMESPACES_ANNOTATION: &str = "fednet.io/access-namespaces";
+/// How many times the access reviews are asked before a wrong answer is believed.
+const ACCESS_REVIEW_ATTEMPTS: u32 = 10;
 /// The member namespace holding fednet's identity.
 pub const IDENTITY_NAMESPACE: &str = "fednet-system";
 
@@ -237,6 +239,9 @@ pub struct JoinOptions {
     pub secret_namespace: String,
     /// ServiceAccount name in the member.
     pub service_account: String,
+    /// The member's API server URL as the operator reaches it, when it differs from the
+    /// one in the caller's kubeconfig (a private endpoint, say).
+    pub server: Option<String>,
 }
 
 /// What join did.
@@ -321,7 +326,19 @@ pub async fn join(
 
     progress("minting a token");
     let (token, expires) = mint_token(&member.client, options).await?;
-    let kubeconfig = kubeconfig_yaml(member, &options.member, &options.service_account, &token)?;
+    let server = options.server.as_deref().unwrap_or(&member.server);
+    if !server.starts_with("https://") {
+        return Err(JoinError::Invalid(format!(
+            "--member-server {server} is not https://; fednet sends credentials only over verified TLS"
+        )));
+    }
+    let kubeconfig = kubeconfig_yaml(
+        server,
+        member.ca_pem.as_deref(),
+        &options.member,
+        &options.service_account,
+        &token,
+    )?;
     let as_member = federation_core::cluster::client_from_kubeconfig(&kubeconfig)
         .await
         .map_err(|e| JoinError::Invalid(format!("the minted kubeconfig is unusable: {e}")))?;
@@ -329,7 +346,17 @@ pub async fn join(
     progress("proving the identity's permissions (SelfSubjectAccessReview)");
     let mut checks = required_checks(&rules, &namespaces);
     checks.extend(forbidden_checks(&rules, &namespaces));
-    let access = review(&as_member, &checks).await;
+    // The API server's authorizer learns new RoleBindings through its own watch: give it a
+    // few seconds before calling an answer wrong.
+    let mut attempts = 0;
+    let access = loop {
+        let access = review(&as_member, &checks).await;
+        attempts += 1;
+        if access.iter().all(AccessResult::as_expected) || attempts >= ACCESS_REVIEW_ATTEMPTS {
+            break access;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
     let wrong = access.iter().filter(|r| !r.as_expected()).count();
     if wrong > 0 {
         return Err(JoinError::AccessMismatch {
@@ -622,13 +649,14 @@ async fn mint_token(client: &Client, options: &JoinOptions) -> Result<(String, S
 
 /// A self-contained kubeconfig: server, inline CA, token.
 fn kubeconfig_yaml(
-    member: &MemberConnection,
+    server: &str,
+    ca_pem: Option<&str>,
     name: &str,
     service_account: &str,
     token: &str,
 ) -> Result<String, JoinError> {
-    let mut cluster = json!({"server": member.server});
-    if let Some(ca) = &member.ca_pem {
+    let mut cluster = json!({"server": server});
+    if let Some(ca) = ca_pem {
         cluster["certificate-authority-data"] =
             base64::engine::general_purpose::STANDARD.encode(ca).into();
     }
