@@ -19,9 +19,40 @@ pub struct ManagedKind {
     pub kind: &'static str,
     /// Plural resource name.
     pub plural: &'static str,
+    /// Whether objects of this kind live in a namespace (most) or in the cluster
+    /// (`Namespace`, `ClusterRole`, ...): namespaced kinds are read namespace by namespace.
+    pub namespaced: bool,
 }
 
 impl ManagedKind {
+    /// A namespaced kind.
+    pub const fn namespaced(
+        api_version: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+    ) -> Self {
+        Self {
+            api_version,
+            kind,
+            plural,
+            namespaced: true,
+        }
+    }
+
+    /// A cluster-scoped kind.
+    pub const fn cluster_scoped(
+        api_version: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+    ) -> Self {
+        Self {
+            api_version,
+            kind,
+            plural,
+            namespaced: false,
+        }
+    }
+
     /// The `kube` resource of this kind.
     pub fn resource(&self) -> ApiResource {
         let (group, version) = self
@@ -138,9 +169,10 @@ fn check_ownership(
     }
 }
 
-/// Every object of `kinds` in the scope's namespaces of the target that carries the
-/// network's ownership labels. One LIST per kind and namespace: never cluster-wide, so an
-/// identity granted Roles only in the network's namespaces can read everything it needs.
+/// Every object of `kinds` on the target that carries the network's ownership labels:
+/// namespaced kinds in the scope's namespaces (one LIST per kind and namespace, never
+/// cluster-wide, so an identity granted Roles only in those namespaces can read everything
+/// it needs), cluster-scoped kinds across the cluster.
 pub async fn list_owned(
     client: &Client,
     target: &Target,
@@ -149,17 +181,26 @@ pub async fn list_owned(
 ) -> Result<Vec<ObservedObject>, BackendError> {
     let params = ListParams::default().labels(&scope.network.selector());
     let mut out = Vec::new();
-    for namespace in &scope.namespaces {
-        for kind in kinds {
-            let list = api(client, kind, Some(namespace))
+    for kind in kinds {
+        let places: Vec<Option<&str>> = if kind.namespaced {
+            scope
+                .namespaces
+                .iter()
+                .map(|ns| Some(ns.as_str()))
+                .collect()
+        } else {
+            vec![None]
+        };
+        for namespace in places {
+            let list = api(client, kind, namespace)
                 .list(&params)
                 .await
                 .map_err(kube_error(
                     "list",
-                    format!(
-                        "{}/{} in namespace {namespace}",
-                        kind.api_version, kind.kind
-                    ),
+                    match namespace {
+                        Some(ns) => format!("{}/{} in namespace {ns}", kind.api_version, kind.kind),
+                        None => format!("{}/{}", kind.api_version, kind.kind),
+                    },
                     target,
                 ))?;
             for item in list.items {

@@ -7,11 +7,7 @@ use federation_core::kubernetes::ManagedKind;
 pub const API_VERSION: &str = "skupper.io/v2alpha1";
 
 const fn skupper(kind: &'static str, plural: &'static str) -> ManagedKind {
-    ManagedKind {
-        api_version: API_VERSION,
-        kind,
-        plural,
-    }
+    ManagedKind::namespaced(API_VERSION, kind, plural)
 }
 
 /// Site.
@@ -29,11 +25,7 @@ pub const CONNECTOR: ManagedKind = skupper("Connector", "connectors");
 /// Listener (where a shared service is consumed).
 pub const LISTENER: ManagedKind = skupper("Listener", "listeners");
 /// Secret (link credentials).
-pub const SECRET: ManagedKind = ManagedKind {
-    api_version: "v1",
-    kind: "Secret",
-    plural: "secrets",
-};
+pub const SECRET: ManagedKind = ManagedKind::namespaced("v1", "Secret", "secrets");
 
 /// Every kind the backend may own, in the order they are listed.
 pub const OWNED: &[ManagedKind] = &[

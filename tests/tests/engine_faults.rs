@@ -510,11 +510,7 @@ async fn a_delete_carries_the_observed_uid_and_spares_a_replacement() {
     let observed = api.create(&PostParams::default(), &cm).await.unwrap();
     api.delete("site", &DeleteParams::default()).await.unwrap();
     let replacement = api.create(&PostParams::default(), &cm).await.unwrap();
-    let kinds = [ManagedKind {
-        api_version: "v1",
-        kind: "ConfigMap",
-        plural: "configmaps",
-    }];
+    let kinds = [ManagedKind::namespaced("v1", "ConfigMap", "configmaps")];
     let stale = Deletion {
         key: ObjectKey::namespaced("v1", "ConfigMap", &ns, "site"),
         uid: observed.uid(),

@@ -21,11 +21,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-const CONFIG_MAP: ManagedKind = ManagedKind {
-    api_version: "v1",
-    kind: "ConfigMap",
-    plural: "configmaps",
-};
+const CONFIG_MAP: ManagedKind = ManagedKind::namespaced("v1", "ConfigMap", "configmaps");
 /// Label of a ConfigMap that stands for an operation still running on a target.
 const OPERATION: &str = "test.fednet.io/operation";
 

@@ -46,12 +46,29 @@ impl AccessCheck {
     }
 }
 
-/// The namespaces a rule applies in, given the namespaces the member's networks span.
+/// The namespaces a rule applies in, given the namespaces the member's networks span (none
+/// for a cluster-wide rule).
 pub fn rule_namespaces(rule: &AccessRule, network_namespaces: &BTreeSet<String>) -> Vec<String> {
     match &rule.scope {
         AccessScope::NetworkNamespaces => network_namespaces.iter().cloned().collect(),
         AccessScope::Namespace(ns) => vec![ns.clone()],
+        AccessScope::Cluster => Vec::new(),
     }
+}
+
+/// Whether the rules grant `check` (a cluster-wide rule grants in every namespace).
+fn granted_by(
+    rules: &[AccessRule],
+    network_namespaces: &BTreeSet<String>,
+    check: &AccessCheck,
+) -> bool {
+    rules.iter().any(|r| {
+        r.api_group == check.group
+            && r.resources.contains(&check.resource)
+            && r.verbs.contains(&check.verb)
+            && (r.scope == AccessScope::Cluster
+                || rule_namespaces(r, network_namespaces).contains(&check.namespace))
+    })
 }
 
 /// Every (namespace, resource, verb) the rules grant: each must be allowed.
@@ -61,7 +78,11 @@ pub fn required_checks(
 ) -> Vec<AccessCheck> {
     let mut out = BTreeSet::new();
     for rule in rules {
-        for ns in rule_namespaces(rule, network_namespaces) {
+        let places = match rule.scope {
+            AccessScope::Cluster => vec![String::new()],
+            _ => rule_namespaces(rule, network_namespaces),
+        };
+        for ns in places {
             for resource in &rule.resources {
                 for verb in &rule.verbs {
                     out.insert(AccessCheck {
@@ -81,7 +102,8 @@ pub fn required_checks(
 /// What least privilege forbids: the same resources outside the granted namespaces and
 /// cluster-wide, Secrets anywhere else, and the cluster-wide writes that would let the
 /// identity escalate (namespaces, RBAC, nodes). `outside` is a namespace none of the rules
-/// grant in (`kube-system` unless a rule names it).
+/// grant in (`kube-system` unless a rule names it). A check the backend's own rules grant
+/// (a cluster-wide rule of a backend that needs one) is not asked to be denied.
 pub fn forbidden_checks(
     rules: &[AccessRule],
     network_namespaces: &BTreeSet<String>,
@@ -135,7 +157,9 @@ pub fn forbidden_checks(
             out.insert(check("", &rule.api_group, resource, "list"));
         }
     }
-    out.into_iter().collect()
+    out.into_iter()
+        .filter(|c| !granted_by(rules, network_namespaces, c))
+        .collect()
 }
 
 /// One answered check.
@@ -272,6 +296,38 @@ mod tests {
             "create rolebindings.rbac.authorization.k8s.io".into()
         )));
         assert!(whats.contains(&("default".into(), "create sites.skupper.io".into())));
+    }
+
+    #[test]
+    fn a_cluster_wide_rule_is_checked_cluster_wide_and_never_asked_to_be_denied() {
+        let rules = vec![AccessRule {
+            api_group: String::new(),
+            resources: vec!["namespaces".into(), "secrets".into()],
+            verbs: vec!["create".into(), "list".into()],
+            scope: AccessScope::Cluster,
+        }];
+        let ns: BTreeSet<String> = ["shop".into()].into();
+        let required = required_checks(&rules, &ns);
+        assert_eq!(required.len(), 4);
+        assert!(required.iter().all(|c| c.namespace.is_empty()));
+        let denied = forbidden_checks(&rules, &ns);
+        assert!(
+            !denied
+                .iter()
+                .any(|c| c.resource == "namespaces" && c.verb == "create")
+        );
+        assert!(
+            !denied
+                .iter()
+                .any(|c| c.resource == "secrets" && c.verb == "list")
+        );
+        // What the rule does not grant is still asked to be denied.
+        assert!(
+            denied
+                .iter()
+                .any(|c| c.resource == "secrets" && c.verb == "get")
+        );
+        assert!(denied.iter().any(|c| c.resource == "clusterroles"));
     }
 
     #[test]

@@ -110,6 +110,20 @@ pub fn core_context(
     ctx
 }
 
+/// The fixed namespaces the served backends write in (from their member access), watched in
+/// every member besides the networks' own.
+fn backend_namespaces<'a>(
+    engines: impl Iterator<Item = &'a federation_core::engine::Engine>,
+) -> std::collections::BTreeSet<String> {
+    engines
+        .flat_map(|e| e.backend().member_access())
+        .filter_map(|rule| match rule.scope {
+            federation_core::backend::AccessScope::Namespace(ns) => Some(ns),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What a network pass depends on in the network object itself: its spec (generation), its
 /// finalizers and whether it is being deleted. Status writes change none of these.
 pub fn network_trigger_hash(net: &FederatedNetwork) -> Option<u64> {
@@ -273,6 +287,7 @@ pub async fn run(run: ControllerRun) {
         members: members.clone(),
         networks: networks.clone(),
         kinds: federation_skupper::kinds::OWNED.to_vec(),
+        backend_namespaces: backend_namespaces(ctx.core.engines.values()),
         trigger: trigger_tx,
         metrics: metrics.clone(),
     };

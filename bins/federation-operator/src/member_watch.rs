@@ -142,6 +142,9 @@ pub struct MemberWatches {
     pub networks: Store<FederatedNetwork>,
     /// Kinds to watch in each member.
     pub kinds: Vec<ManagedKind>,
+    /// Namespaces the backends write in whatever the networks span (from their
+    /// [`member_access`](federation_core::backend::NetworkBackend::member_access)).
+    pub backend_namespaces: BTreeSet<String>,
     /// Where network reconcile requests go.
     pub trigger: UnboundedSender<ObjectRef<FederatedNetwork>>,
     /// Metrics.
@@ -154,7 +157,8 @@ impl MemberWatches {
         let this = Arc::new(self);
         let mut running: HashMap<String, Running> = HashMap::new();
         loop {
-            let namespaces = watched_namespaces(&this.networks.state());
+            let mut namespaces = watched_namespaces(&this.networks.state());
+            namespaces.extend(this.backend_namespaces.iter().cloned());
             let wanted: HashMap<String, Arc<MemberCluster>> = this
                 .members
                 .state()
@@ -224,13 +228,24 @@ impl MemberWatches {
         }
         let selector = format!("{NETWORK_LABEL},{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
         let config = watcher::Config::default().labels(&selector);
-        let pairs: Vec<(&String, &ManagedKind)> = namespaces
+        // Namespaced kinds in each namespace, cluster-scoped ones once.
+        let pairs: Vec<(Option<&String>, &ManagedKind)> = self
+            .kinds
             .iter()
-            .flat_map(|ns| self.kinds.iter().map(move |k| (ns, k)))
+            .flat_map(|k| {
+                let places: Vec<Option<&String>> = if k.namespaced {
+                    namespaces.iter().map(Some).collect()
+                } else {
+                    vec![None]
+                };
+                places.into_iter().map(move |ns| (ns, k))
+            })
             .collect();
         let streams = pairs.iter().enumerate().map(|(i, (ns, kind))| {
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), ns, &kind.resource());
+            let api: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &kind.resource()),
+                None => Api::all_with(client.clone(), &kind.resource()),
+            };
             watcher(api, config.clone())
                 .default_backoff()
                 .map(move |event| (i, event))

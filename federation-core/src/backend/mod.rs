@@ -236,6 +236,9 @@ pub enum AccessScope {
     NetworkNamespaces,
     /// In one fixed namespace the backend owns (Submariner's `submariner-operator`).
     Namespace(String),
+    /// Across the cluster: cluster-scoped kinds (creating a backend's own namespace), or a
+    /// backend that does not read namespace by namespace yet. Listed by `fedctl join`.
+    Cluster,
 }
 
 /// Verbs on resources of one API group, granted in a scope: one rule of a Role.

@@ -35,7 +35,7 @@ use federation_core::api::{BackendKind, MemberCluster};
 use federation_core::backend::{AccessRule, AccessScope};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, ResourceExt};
@@ -549,10 +549,9 @@ async fn grant_access(
             .filter(|r| match &r.scope {
                 AccessScope::NetworkNamespaces => namespaces.contains(&ns),
                 AccessScope::Namespace(n) => *n == ns,
+                AccessScope::Cluster => false,
             })
-            .map(
-                |r| json!({"apiGroups": [r.api_group], "resources": r.resources, "verbs": r.verbs}),
-            )
+            .map(rbac_rule)
             .collect();
         let body = json!({
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
@@ -574,7 +573,56 @@ async fn grant_access(
             .await
             .map_err(request(format!("applying RoleBinding {ns}/{role}")))?;
     }
+    grant_cluster_access(client, options, rules).await?;
     Ok(previous)
+}
+
+fn rbac_rule(r: &AccessRule) -> serde_json::Value {
+    json!({"apiGroups": [r.api_group], "resources": r.resources, "verbs": r.verbs})
+}
+
+/// The name of the ClusterRole (and binding) for a backend's cluster-wide rules: per member
+/// identity, so unjoining one hub's identity leaves another's alone.
+pub fn cluster_role_name(kind: BackendKind, service_account: &str) -> String {
+    format!("{}-{service_account}", role_name(kind))
+}
+
+/// A ClusterRole and ClusterRoleBinding for the rules a backend needs across the cluster, if
+/// it declares any (Skupper does not).
+async fn grant_cluster_access(
+    client: &Client,
+    options: &JoinOptions,
+    rules: &[AccessRule],
+) -> Result<(), JoinError> {
+    let cluster_rules: Vec<serde_json::Value> = rules
+        .iter()
+        .filter(|r| r.scope == AccessScope::Cluster)
+        .map(rbac_rule)
+        .collect();
+    if cluster_rules.is_empty() {
+        return Ok(());
+    }
+    let name = cluster_role_name(options.backend, &options.service_account);
+    let role = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": name, "labels": labels(&options.member)},
+        "rules": cluster_rules,
+    });
+    Api::<ClusterRole>::all(client.clone())
+        .patch(&name, &apply_params(), &Patch::Apply(&role))
+        .await
+        .map_err(request(format!("applying ClusterRole {name}")))?;
+    let binding = json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": labels(&options.member)},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": options.service_account, "namespace": IDENTITY_NAMESPACE}],
+    });
+    Api::<ClusterRoleBinding>::all(client.clone())
+        .patch(&name, &apply_params(), &Patch::Apply(&binding))
+        .await
+        .map_err(request(format!("applying ClusterRoleBinding {name}")))?;
+    Ok(())
 }
 
 /// Removes the Roles of namespaces a previous join granted and this one does not, and

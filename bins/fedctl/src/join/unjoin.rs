@@ -11,7 +11,7 @@
 use super::{IDENTITY_NAMESPACE, JOINED_AS, JoinError, MANAGED_BY, request};
 use federation_core::api::{FederatedNetwork, MemberCluster};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Client, ResourceExt};
 use std::time::Duration;
@@ -109,6 +109,19 @@ pub async fn unjoin(
                 report.removed.push(format!("{name} in {ns}"));
             }
         }
+        let selector = format!(
+            "{}={},{JOINED_AS}={}",
+            MANAGED_BY.0, MANAGED_BY.1, options.member
+        );
+        let params = ListParams::default().labels(&selector);
+        let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+        report
+            .removed
+            .extend(delete_listed(&bindings, &params, "ClusterRoleBinding", "the cluster").await?);
+        let roles: Api<ClusterRole> = Api::all(client.clone());
+        report
+            .removed
+            .extend(delete_listed(&roles, &params, "ClusterRole", "the cluster").await?);
         sa_api
             .delete(&options.service_account, &DeleteParams::default())
             .await
