@@ -2,13 +2,18 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all assets tools demo test test-scale unit lint fmt crds chart-crds bench example
+.PHONY: all assets submariner-assets tools demo test test-scale unit lint fmt crds chart-crds bench example
 
 all: lint test
 
 ## Build (or reuse) the kube-apiserver and etcd binaries the tests run.
 assets:
 	@hack/envtest/assets.sh >/dev/null
+
+## Build (or reuse) the real Submariner operator and Lighthouse agent the Submariner tests run
+## (about 6 minutes cold on two cores; cached next to the envtest assets afterwards).
+submariner-assets:
+	@hack/submariner/assets.sh >/dev/null
 
 ## Install the tools the tests use that a fresh machine lacks (helm), into hack/bin.
 tools:
@@ -22,9 +27,9 @@ demo: assets
 
 ## Every test: unit, property, mocked and real control planes. The operator tests run its
 ## binary, built first (they would build it themselves otherwise).
-test: assets tools
+test: assets submariner-assets tools
 	$(CARGO) build -q -p federation-operator
-	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" $(CARGO) test --workspace --all-targets
+	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" SUBMARINER_ASSETS="$$(hack/submariner/assets.sh 2>/dev/null)" $(CARGO) test --workspace --all-targets
 
 ## Only the 33-cluster start of the test kit (part of `make test` too); prints its start time
 ## and the resident memory of the kit's processes. About 10 GiB and 2-4 minutes on two cores.
