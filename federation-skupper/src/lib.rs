@@ -82,6 +82,7 @@ pub fn capabilities() -> Capabilities {
             TopologyKind::HubSpoke,
             TopologyKind::Explicit,
         ],
+        restricted_consumers: true,
     }
 }
 

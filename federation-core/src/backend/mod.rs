@@ -45,7 +45,7 @@ pub use objects::{
 };
 
 use crate::api::{BackendKind, InventoryTarget, LinkPhase, TargetKind, TopologyKind};
-use crate::plan::{NetworkPlan, NetworkRef};
+use crate::plan::{NetworkPlan, NetworkRef, RejectedService};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -130,6 +130,10 @@ pub struct Capabilities {
     pub needs_broker: bool,
     /// Topology strategies it can realise.
     pub topologies: Vec<TopologyKind>,
+    /// Whether a shared service can be offered to some members only. When not (an MCS
+    /// `ServiceExport` is imported by the whole cluster set), a service whose consumers are
+    /// not every member of the network is refused ([`refuse_unservable_services`]).
+    pub restricted_consumers: bool,
 }
 
 /// One reason a network cannot be served, with the field it concerns.
@@ -305,4 +309,35 @@ pub fn check_capabilities(caps: &Capabilities, plan: &NetworkPlan) -> Vec<Valida
         });
     }
     issues
+}
+
+/// Reason of a shared service refused because its backend cannot restrict consumers.
+pub const CONSUMERS_UNSUPPORTED: &str = "ConsumersUnsupported";
+
+/// Moves the shared services a backend cannot serve from `plan.services` to
+/// `plan.rejected_services`, each with the reason (pure). Today: a service restricted to
+/// some consumers, on a backend without [`Capabilities::restricted_consumers`].
+pub fn refuse_unservable_services(caps: &Capabilities, plan: &mut NetworkPlan) {
+    if caps.restricted_consumers {
+        return;
+    }
+    let members: BTreeSet<&str> = plan.members.iter().map(|m| m.name.as_str()).collect();
+    let (kept, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.services)
+        .into_iter()
+        .partition(|s| {
+            let consumers: BTreeSet<&str> = s.consumers.iter().map(String::as_str).collect();
+            consumers == members
+        });
+    plan.services = kept;
+    for s in refused {
+        plan.rejected_services.push(RejectedService {
+            name: s.name,
+            reason: CONSUMERS_UNSUPPORTED.into(),
+            message: format!(
+                "the {} backend shares a service with every member of the network; it cannot restrict it to {}: remove spec.consumers",
+                plan.backend.kind,
+                s.consumers.join(", ")
+            ),
+        });
+    }
 }

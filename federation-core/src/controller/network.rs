@@ -11,7 +11,7 @@ use crate::api::{
     FederatedNetwork, FederatedNetworkStatus, FederatedService, INVENTORY_ANNOTATION, Inventory,
     MemberCluster, MemberPhase, NETWORK_FINALIZER,
 };
-use crate::backend::{Target, check_capabilities};
+use crate::backend::{Target, check_capabilities, refuse_unservable_services};
 use crate::cluster::member_unhealthy;
 use crate::engine::ReconcileReport;
 use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
@@ -181,13 +181,16 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
                 ),
             }),
         });
-    let (plan, engine) = match planned {
+    let (mut plan, engine) = match planned {
         Ok(p) => p,
         Err(failure) => {
             refuse(ctx, net, previous.as_ref(), &hub.services, &failure).await?;
             return Ok(Action::await_change());
         }
     };
+    // Services the backend cannot serve (restricted consumers over MCS, say) are refused
+    // one by one, in their own status; the rest of the network goes on.
+    refuse_unservable_services(&engine.backend().capabilities(), &mut plan);
 
     // A network the backend cannot serve records nothing (no targets, no claims that would
     // keep a singleton from a network that can be served) and writes nothing.
