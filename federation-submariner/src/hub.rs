@@ -3,9 +3,7 @@
 
 use crate::names;
 use base64::Engine as _;
-use federation_core::api::{
-    FederatedNetwork, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MemberCluster, NETWORK_LABEL,
-};
+use federation_core::api::{FederatedNetwork, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MemberCluster};
 use federation_core::backend::{BackendError, ObservedObject};
 use federation_core::kubernetes::ManagedKind;
 use federation_core::plan::NetworkRef;
@@ -16,6 +14,9 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::config::Kubeconfig;
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::BTreeMap;
+
+/// Label on the hub's PSK Secret: the network (label value) whose key it holds.
+pub const PSK_OF_LABEL: &str = "fednet.io/ipsec-psk-of";
 
 /// Bytes of randomness in a pre-shared key (what `subctl` generates).
 const PSK_BYTES: usize = 64;
@@ -154,8 +155,10 @@ async fn create_psk(
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
+            // Not the network's ownership labels: the hub may also be the broker or a member,
+            // and there anything carrying them that is not desired is an orphan to delete.
             labels: Some(BTreeMap::from([
-                (NETWORK_LABEL.to_owned(), network.label_value()),
+                (PSK_OF_LABEL.to_owned(), network.label_value()),
                 (MANAGED_BY_LABEL.to_owned(), MANAGED_BY_VALUE.to_owned()),
             ])),
             owner_references: owner.map(|o| vec![o]),

@@ -61,7 +61,7 @@ grep -Eq "github.com/submariner-io/submariner-operator ${SUBMARINER_OPERATOR_VER
   || { log "hack/submariner/*/go.mod do not match versions.env; run $0 --update"; exit 1; }
 
 store="${XDG_DATA_HOME:-$HOME/.local/share}/kubebuilder-envtest/submariner/operator-${SUBMARINER_OPERATOR_VERSION}-lighthouse-${LIGHTHOUSE_VERSION}-linux-amd64"
-if [ -x "$store/submariner-operator" ] && [ -x "$store/lighthouse-agent" ]; then
+if [ -x "$store/submariner-operator" ] && [ -x "$store/lighthouse-agent" ] && [ -d "$store/rbac/lighthouse-agent" ]; then
   log "cached in $store"
   echo "$store"
   exit 0
@@ -85,5 +85,12 @@ if [ ! -x "$store/lighthouse-agent" ]; then
     -o "$work/lighthouse-agent" github.com/submariner-io/lighthouse/pkg/agent)
   mv "$work/lighthouse-agent" "$store/"
 fi
+# The operator's own RBAC for the Lighthouse agent (what its installation applies with it):
+# the tests run the agent under exactly these permissions. Copied from the module, not from
+# this repository.
+module_dir=$(cd "$here/operator" && go list -m -f '{{.Dir}}' github.com/submariner-io/submariner-operator)
+mkdir -p "$store/rbac/lighthouse-agent"
+cp "$module_dir"/config/rbac/lighthouse-agent/{service_account,cluster_role,cluster_role_binding}.yaml "$store/rbac/lighthouse-agent/"
+chmod -R u+w "$store/rbac"
 log "built in $(( $(date +%s) - start ))s into $store"
 echo "$store"
