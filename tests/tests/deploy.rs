@@ -85,3 +85,46 @@ fn helm_rbac_covers_the_fednet_kinds_and_the_lease() {
         .unwrap();
     assert_eq!(secrets_rule.trim(), "verbs: [\"get\"]");
 }
+
+#[test]
+fn member_rbac_grants_every_kind_the_submariner_backend_writes_or_reads() {
+    let text = repo("deploy/member-rbac/submariner.yaml");
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    let rules = role["rules"].as_array().unwrap();
+    let granted = |group: &str, resource: &str, verbs: &[&str]| {
+        rules.iter().any(|rule| {
+            let has = |field: &str, value: &str| {
+                rule[field]
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|x| x == value))
+            };
+            rule.get("resourceNames").is_none()
+                && has("apiGroups", group)
+                && has("resources", resource)
+                && verbs.iter().all(|verb| has("verbs", verb))
+        })
+    };
+    let write = [
+        "get", "list", "watch", "create", "patch", "update", "delete",
+    ];
+    for kind in federation_submariner::kinds::ALL {
+        let group = kind.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        assert!(granted(group, kind.plural, &write), "{}", kind.kind);
+    }
+    for kind in [
+        federation_submariner::kinds::GATEWAY,
+        federation_submariner::kinds::SERVICE_IMPORT,
+        federation_submariner::kinds::ENDPOINT_SLICE,
+    ] {
+        let group = kind.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        assert!(
+            granted(group, kind.plural, &["get", "list", "watch"]),
+            "{}",
+            kind.kind
+        );
+    }
+    assert!(granted("", "serviceaccounts/token", &["create"]));
+}

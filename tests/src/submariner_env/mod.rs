@@ -13,6 +13,7 @@
 pub mod node_stand_in;
 pub mod processes;
 
+use crate::operator_env::{apply_json, service_account_kubeconfig};
 use crate::skupper_env::is_ready;
 use federation_core::api::{
     BackendKind, FederatedNetwork, FederatedService, MANAGED_BY_LABEL, MANAGED_BY_VALUE,
@@ -474,6 +475,9 @@ async fn register(
     cluster: &Cluster,
     cidrs: Option<(String, String)>,
 ) {
+    // fednet reaches the cluster as a user would set it up: the ServiceAccount, ClusterRole
+    // and binding of deploy/member-rbac/submariner.yaml and a token for it, not as admin.
+    let kubeconfig = member_kubeconfig(name, cluster).await;
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(format!("{name}-kubeconfig")),
@@ -481,7 +485,7 @@ async fn register(
         },
         data: Some(BTreeMap::from([(
             "kubeconfig".to_owned(),
-            ByteString(cluster.kubeconfig_yaml().as_bytes().to_vec()),
+            ByteString(kubeconfig.into_bytes()),
         )])),
         ..Secret::default()
     };
@@ -544,4 +548,35 @@ async fn prepare_member(cluster: &Cluster, assets: &std::path::Path) {
         };
         api.patch(&name, &pp, &Patch::Apply(&doc)).await.unwrap();
     }
+}
+
+/// The member RBAC manifest for Submariner shipped in `deploy/`.
+pub fn member_rbac_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/member-rbac/submariner.yaml")
+}
+
+/// Applies `deploy/member-rbac/submariner.yaml` in a cluster; a kubeconfig for its identity.
+async fn member_kubeconfig(name: &str, cluster: &Cluster) -> String {
+    let text = std::fs::read_to_string(member_rbac_path()).unwrap();
+    let client = cluster.client();
+    if cluster.create_namespace("fednet-system").await.is_err() {
+        // Made already (a second registration of the same cluster).
+    }
+    let mut account = ("fednet-system".to_owned(), "fednet-operator".to_owned());
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let doc: Value = serde::Deserialize::deserialize(doc).unwrap();
+        if doc.is_null() {
+            continue;
+        }
+        if doc["kind"] == "ServiceAccount" {
+            account = (
+                doc["metadata"]["namespace"].as_str().unwrap().to_owned(),
+                doc["metadata"]["name"].as_str().unwrap().to_owned(),
+            );
+        }
+        apply_json(&client, &doc).await.unwrap();
+    }
+    service_account_kubeconfig(cluster, name, &account.0, &account.1)
+        .await
+        .unwrap()
 }
