@@ -116,6 +116,24 @@ pub fn core_context(
     ctx
 }
 
+/// The kinds the backends write in members, each once: a change to one of them (its status,
+/// say) triggers a pass of the network that owns it.
+fn watched_kinds() -> Vec<federation_core::kubernetes::ManagedKind> {
+    let mut kinds = federation_skupper::kinds::OWNED.to_vec();
+    for k in federation_submariner::kinds::MEMBER_OWNED
+        .iter()
+        .chain(federation_submariner::kinds::BROKER_OWNED)
+    {
+        if !kinds
+            .iter()
+            .any(|x| x.api_version == k.api_version && x.kind == k.kind)
+        {
+            kinds.push(k.clone());
+        }
+    }
+    kinds
+}
+
 /// What a network pass depends on in the network object itself: its spec (generation), its
 /// finalizers and whether it is being deleted. Status writes change none of these.
 pub fn network_trigger_hash(net: &FederatedNetwork) -> Option<u64> {
@@ -278,7 +296,7 @@ pub async fn run(run: ControllerRun) {
         registry,
         members: members.clone(),
         networks: networks.clone(),
-        kinds: federation_skupper::kinds::OWNED.to_vec(),
+        kinds: watched_kinds(),
         trigger: trigger_tx,
         metrics: metrics.clone(),
     };

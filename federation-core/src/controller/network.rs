@@ -277,8 +277,11 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         (ctx.clock)(),
     );
     status.inventory = Some(inventory_of(plan.backend.kind, &remaining, &settled_claims));
-    let converged =
-        report.is_converged() && status.members.iter().all(|m| m.phase == MemberPhase::Ready);
+    // A consumer still waiting for its import (Lighthouse brings it in its own time, and
+    // nothing fednet owns changes when it does) is still progressing: look again soon.
+    let converged = report.is_converged()
+        && status.members.iter().all(|m| m.phase == MemberPhase::Ready)
+        && report.health.services.iter().all(|s| s.ready);
     write_network_status(ctx, net, previous.as_ref(), status).await?;
     write_service_statuses(ctx, net, &hub.services, Some(&plan), &report).await?;
     for (target, r) in report

@@ -18,7 +18,7 @@ pub use members::{
     member_names, member_rbac_documents, member_rbac_path, register_members,
     service_account_kubeconfig,
 };
-pub use process::{OperatorOptions, OperatorProcess, operator_binary};
+pub use process::{FAST_FLAGS, OperatorOptions, OperatorProcess, operator_binary};
 
 use anyhow::{Context as _, anyhow, bail};
 use federation_core::api::{

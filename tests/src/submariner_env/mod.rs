@@ -580,3 +580,70 @@ async fn member_kubeconfig(name: &str, cluster: &Cluster) -> String {
         .await
         .unwrap()
 }
+
+/// The fednet operator binary, running against the environment's hub (serving the networks
+/// of the hub namespace, no leader election, fast timings); killed when dropped.
+pub struct FednetOperator {
+    /// The process.
+    pub child: Child,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+impl FednetOperator {
+    /// The last lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl SubmarinerEnv {
+    /// Starts the fednet operator binary (built if needed) on the hub, instead of driving the
+    /// controller functions from the test.
+    pub async fn start_fednet_operator(&self) -> anyhow::Result<FednetOperator> {
+        let bin = crate::operator_env::operator_binary()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = self.dir.join("fednet-operator.log");
+        let file = std::fs::File::create(&log)?;
+        let child = tokio::process::Command::new(bin)
+            .arg(format!(
+                "--kubeconfig={}",
+                self.cluster(BROKER).kubeconfig_path().display()
+            ))
+            .arg(format!("--namespace={}", self.hub_ns))
+            .arg(format!("--lease-namespace={}", self.hub_ns))
+            .args(["--identity=submariner-demo", "--leader-election=false"])
+            .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+            .arg(format!("--health-addr=127.0.0.1:{port}"))
+            .args(crate::operator_env::FAST_FLAGS)
+            .env("RUST_LOG", "info,federation_core=debug")
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()?;
+        Ok(FednetOperator { child, log })
+    }
+
+    /// Waits (without driving passes: the operator does) until `check` gives a value.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        within: Duration,
+        mut check: impl AsyncFnMut() -> Option<T>,
+    ) -> anyhow::Result<T> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(v) = check().await {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("{what}: not reached within {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
