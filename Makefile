@@ -20,7 +20,9 @@ tools:
 	@hack/tools.sh >/dev/null
 
 ## The demo: a hub and 3 member control planes, the operator, a Skupper network converging.
-## DEMO_ARGS="--members 8 --measure-rest-secs 60" for a bigger network and at-rest figures.
+## DEMO_ARGS="--members 8 --measure-rest-secs 60" for a bigger network and at-rest figures;
+## DEMO_ARGS="--backend submariner" for a Submariner network with the real Submariner operator
+## and Lighthouse agents (root; builds them on first use).
 demo: assets
 	$(CARGO) build -q -p federation-operator
 	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" $(CARGO) run -q -p fednet-demo -- $(DEMO_ARGS)
