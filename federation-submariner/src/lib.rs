@@ -23,6 +23,7 @@ pub mod globalnet;
 mod hub;
 pub mod kinds;
 pub mod names;
+mod read;
 pub mod render;
 mod token;
 pub mod validate;
@@ -34,14 +35,15 @@ use federation_core::backend::{
     NetworkBackend, ObjectKey, Observed, ObservedObject, Singleton, Target, ValidationIssue,
 };
 use federation_core::cluster::{ClusterError, MemberRegistry};
-use federation_core::kubernetes::{ManagedKind, apply_objects, delete_objects, list_owned};
+use federation_core::kubernetes::{apply_objects, delete_objects, list_owned};
 use federation_core::plan::{NetworkPlan, NetworkRef};
 use kinds::{
     ALL, BROKER_NAMESPACE, BROKER_OWNED, CLUSTER, ENDPOINT, ENDPOINT_SLICE, GATEWAY, MEMBER_OWNED,
     NAMESPACE, OPERATOR_NAMESPACE, SERVICE_IMPORT, SUBMARINER,
 };
 use kube::Client;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::ListParams;
+use read::{get_cluster_scoped, list_unowned};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -345,73 +347,6 @@ impl NetworkBackend for SubmarinerBackend {
             _ => 0,
         }
     }
-}
-
-async fn get_cluster_scoped(
-    client: &Client,
-    target: &Target,
-    kind: &ManagedKind,
-    name: &str,
-) -> Result<Option<ObservedObject>, BackendError> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource());
-    let found = api
-        .get_opt(name)
-        .await
-        .map_err(|source| BackendError::Kube {
-            verb: "get",
-            what: format!("{} {name}", kind.kind),
-            target: target.to_string(),
-            source: Box::new(source),
-        })?;
-    found.map(|o| observed_object(kind, o, false)).transpose()
-}
-
-/// Objects of `kind` read for information (not owned). A kind whose API is not installed
-/// (the operator installs some of them itself) reads as none.
-async fn list_unowned(
-    client: &Client,
-    target: &Target,
-    kind: &ManagedKind,
-    namespace: Option<&str>,
-    params: &ListParams,
-) -> Result<Vec<ObservedObject>, BackendError> {
-    let resource = kind.resource();
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    match api.list(params).await {
-        Ok(list) => list
-            .items
-            .into_iter()
-            .map(|o| observed_object(kind, o, false))
-            .collect(),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
-        Err(source) => Err(BackendError::Kube {
-            verb: "list",
-            what: format!("{}/{}", kind.api_version, kind.kind),
-            target: target.to_string(),
-            source: Box::new(source),
-        }),
-    }
-}
-
-fn observed_object(
-    kind: &ManagedKind,
-    object: DynamicObject,
-    owned: bool,
-) -> Result<ObservedObject, BackendError> {
-    let key = ObjectKey {
-        api_version: kind.api_version.to_owned(),
-        kind: kind.kind.to_owned(),
-        namespace: object.metadata.namespace.clone(),
-        name: object.metadata.name.clone().unwrap_or_default(),
-    };
-    let mut body =
-        serde_json::to_value(&object).map_err(|e| BackendError::Other(format!("{key}: {e}")))?;
-    body["apiVersion"] = kind.api_version.into();
-    body["kind"] = kind.kind.into();
-    Ok(ObservedObject { key, body, owned })
 }
 
 #[cfg(test)]

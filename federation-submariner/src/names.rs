@@ -41,7 +41,8 @@ pub fn hub_psk(network: &NetworkRef) -> String {
     }
     let digest = Sha256::digest(network.to_string());
     let hash: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    format!("{}-submariner-psk-{hash}", &network.name[..200])
+    let keep: String = network.name.chars().take(200).collect();
+    format!("{keep}-submariner-psk-{hash}")
 }
 
 #[cfg(test)]
