@@ -341,3 +341,55 @@ pub fn refuse_unservable_services(caps: &Capabilities, plan: &mut NetworkPlan) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ConsumerSelection;
+    use crate::fixtures::{full_mesh, network, plan_of, service};
+
+    fn caps(restricted_consumers: bool) -> Capabilities {
+        Capabilities {
+            layer: Layer::L3,
+            overlapping_cidrs: true,
+            link_costs: false,
+            encryption: true,
+            needs_broker: true,
+            topologies: vec![TopologyKind::FullMesh],
+            restricted_consumers,
+        }
+    }
+
+    #[test]
+    fn services_for_some_consumers_are_refused_only_where_the_backend_cannot_restrict() {
+        let net = network("prod", &["a", "b", "c"], full_mesh());
+        let everyone = service("everyone", "prod", "a");
+        let mut some = service("some", "prod", "a");
+        some.spec.consumers = Some(ConsumerSelection {
+            names: vec!["b".into()],
+            selector: None,
+        });
+        let mut all_named = service("all-named", "prod", "a");
+        all_named.spec.consumers = Some(ConsumerSelection {
+            names: vec!["a".into(), "b".into(), "c".into()],
+            selector: None,
+        });
+        let services = [everyone, some, all_named];
+        let planned = plan_of(&net, &["a", "b", "c"], &services);
+
+        let mut plan = planned.clone();
+        refuse_unservable_services(&caps(true), &mut plan);
+        assert_eq!(
+            plan, planned,
+            "a backend that can restrict consumers serves all"
+        );
+
+        let mut plan = planned;
+        refuse_unservable_services(&caps(false), &mut plan);
+        let served: Vec<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(served, ["all-named", "everyone"]);
+        assert_eq!(plan.rejected_services.len(), 1);
+        assert_eq!(plan.rejected_services[0].name, "some");
+        assert_eq!(plan.rejected_services[0].reason, CONSUMERS_UNSUPPORTED);
+    }
+}
