@@ -83,6 +83,7 @@ pub fn capabilities() -> Capabilities {
             TopologyKind::HubSpoke,
             TopologyKind::Explicit,
         ],
+        restricted_consumers: true,
     }
 }
 
@@ -108,6 +109,7 @@ pub fn member_access() -> Vec<AccessRule> {
             api_group: group.to_owned(),
             resources,
             verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
+            resource_names: Vec::new(),
             scope: AccessScope::NetworkNamespaces,
         })
         .collect()

@@ -3,4 +3,5 @@
 
 pub mod operator_env;
 pub mod skupper_env;
+pub mod submariner_env;
 pub mod tcp_proxy;

@@ -308,6 +308,7 @@ fn converged_backend(deletes: Arc<AtomicUsize>) -> MockNetworkBackend {
         encryption: true,
         needs_broker: false,
         topologies: vec![TopologyKind::FullMesh],
+        restricted_consumers: true,
     });
     b.expect_validate().returning(|_| Vec::new());
     b.expect_targets().returning(|plan| {

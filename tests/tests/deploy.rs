@@ -6,6 +6,9 @@
 use federation_tests::operator_env::member_rbac_documents;
 use std::path::Path;
 
+/// An RBAC rule as compared here: group, resources, verbs, resource names.
+type RbacRule = (String, Vec<String>, Vec<String>, Vec<String>);
+
 fn repo(path: &str) -> String {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
@@ -119,4 +122,70 @@ fn helm_rbac_covers_the_fednet_kinds_and_the_lease() {
         .and_then(|rest| rest.lines().nth(1))
         .unwrap();
     assert_eq!(secrets_rule.trim(), "verbs: [\"get\"]");
+}
+
+#[test]
+fn member_rbac_grants_every_kind_the_submariner_backend_writes_or_reads() {
+    let text = repo("deploy/member-rbac/submariner.yaml");
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+    let rules = role["rules"].as_array().unwrap();
+    let granted = |group: &str, resource: &str, verbs: &[&str]| {
+        rules.iter().any(|rule| {
+            let has = |field: &str, value: &str| {
+                rule[field]
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|x| x == value))
+            };
+            rule.get("resourceNames").is_none()
+                && has("apiGroups", group)
+                && has("resources", resource)
+                && verbs.iter().all(|verb| has("verbs", verb))
+        })
+    };
+    let write = [
+        "get", "list", "watch", "create", "patch", "update", "delete",
+    ];
+    for kind in federation_submariner::kinds::ALL {
+        let group = kind.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        assert!(granted(group, kind.plural, &write), "{}", kind.kind);
+    }
+    for kind in [
+        federation_submariner::kinds::GATEWAY,
+        federation_submariner::kinds::SERVICE_IMPORT,
+        federation_submariner::kinds::ENDPOINT_SLICE,
+    ] {
+        let group = kind.api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        assert!(
+            granted(group, kind.plural, &["get", "list", "watch"]),
+            "{}",
+            kind.kind
+        );
+    }
+    assert!(granted("", "serviceaccounts/token", &["create"]));
+
+    // And exactly what `fedctl join --backend Submariner` grants.
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let shipped: Vec<RbacRule> = rules
+        .iter()
+        .map(|r| {
+            (
+                strings(&r["apiGroups"])[0].clone(),
+                strings(&r["resources"]),
+                strings(&r["verbs"]),
+                strings(&r["resourceNames"]),
+            )
+        })
+        .collect();
+    let declared: Vec<RbacRule> = federation_submariner::member_access()
+        .into_iter()
+        .map(|r| (r.api_group, r.resources, r.verbs, r.resource_names))
+        .collect();
+    assert_eq!(shipped, declared);
 }

@@ -67,6 +67,7 @@ impl NetworkBackend for BrokeredBackend {
             encryption: true,
             needs_broker: true,
             topologies: vec![TopologyKind::FullMesh],
+            restricted_consumers: true,
         }
     }
     fn validate(&self, _: &NetworkPlan) -> Vec<ValidationIssue> {

@@ -23,16 +23,24 @@ pub struct AccessCheck {
     pub resource: String,
     /// Verb.
     pub verb: String,
+    /// One object's name (empty: any object).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     /// Whether least privilege wants it allowed.
     pub expect_allowed: bool,
 }
 
 impl AccessCheck {
-    /// `verb resource.group` (or `verb resource` for the core group).
+    /// `verb resource.group[/name]` (or `verb resource` for the core group).
     pub fn what(&self) -> String {
+        let name = if self.name.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", self.name)
+        };
         match self.group.as_str() {
-            "" => format!("{} {}", self.verb, self.resource),
-            g => format!("{} {}.{g}", self.verb, self.resource),
+            "" => format!("{} {}{name}", self.verb, self.resource),
+            g => format!("{} {}.{g}{name}", self.verb, self.resource),
         }
     }
 
@@ -82,16 +90,24 @@ pub fn required_checks(
             AccessScope::Cluster => vec![String::new()],
             _ => rule_namespaces(rule, network_namespaces),
         };
+        let names: Vec<String> = if rule.resource_names.is_empty() {
+            vec![String::new()]
+        } else {
+            rule.resource_names.clone()
+        };
         for ns in places {
             for resource in &rule.resources {
                 for verb in &rule.verbs {
-                    out.insert(AccessCheck {
-                        namespace: ns.clone(),
-                        group: rule.api_group.clone(),
-                        resource: resource.clone(),
-                        verb: verb.clone(),
-                        expect_allowed: true,
-                    });
+                    for name in &names {
+                        out.insert(AccessCheck {
+                            namespace: ns.clone(),
+                            group: rule.api_group.clone(),
+                            resource: resource.clone(),
+                            verb: verb.clone(),
+                            name: name.clone(),
+                            expect_allowed: true,
+                        });
+                    }
                 }
             }
         }
@@ -121,6 +137,7 @@ pub fn forbidden_checks(
         group: group.to_owned(),
         resource: resource.to_owned(),
         verb: verb.to_owned(),
+        name: String::new(),
         expect_allowed: false,
     };
     let mut out = BTreeSet::new();
@@ -195,6 +212,7 @@ pub async fn review(client: &Client, checks: &[AccessCheck]) -> Vec<AccessResult
                             group: Some(check.group.clone()),
                             resource: Some(check.resource.clone()),
                             verb: Some(check.verb.clone()),
+                            name: (!check.name.is_empty()).then(|| check.name.clone()),
                             ..ResourceAttributes::default()
                         }),
                         ..SelfSubjectAccessReviewSpec::default()
@@ -304,6 +322,7 @@ mod tests {
             api_group: String::new(),
             resources: vec!["namespaces".into(), "secrets".into()],
             verbs: vec!["create".into(), "list".into()],
+            resource_names: vec![],
             scope: AccessScope::Cluster,
         }];
         let ns: BTreeSet<String> = ["shop".into()].into();
@@ -337,6 +356,7 @@ mod tests {
             group: "".into(),
             resource: "secrets".into(),
             verb: verb.into(),
+            name: String::new(),
             expect_allowed: expect,
         };
         let results = vec![

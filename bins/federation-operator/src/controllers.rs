@@ -18,12 +18,14 @@ use crate::measured_backend::MeasuredBackend;
 use crate::member_watch::MemberWatches;
 use crate::metrics::Metrics;
 use federation_core::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
+use federation_core::backend::NetworkBackend;
 use federation_core::cluster::MemberRegistry;
 use federation_core::controller::{
     Context, ControllerError, Timing, error_policy, reconcile_member, reconcile_network,
 };
 use federation_core::engine::{Engine, EngineConfig};
 use federation_skupper::SkupperBackend;
+use federation_submariner::SubmarinerBackend;
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -72,25 +74,30 @@ pub fn core_context(
     let registry =
         Arc::new(MemberRegistry::new(hub.clone()).with_user_agent(user_agent(&settings.identity)));
     let t = &settings.tuning;
-    let skupper = MeasuredBackend::new(
-        Arc::new(SkupperBackend::new(registry.clone())),
-        metrics.clone(),
-    );
-    // The fence is outermost: a refused write is not counted as sent.
-    let skupper = FencedBackend::new(Arc::new(skupper), fence.clone());
-    let engine = Engine::new(
-        Arc::new(skupper),
-        EngineConfig {
-            concurrency: t.member_concurrency.max(1),
-            target_timeout: t.target_timeout,
-            ..EngineConfig::default()
-        },
-    );
-    let mut ctx = Context::new(
-        hub.clone(),
-        registry,
-        BTreeMap::from([(BackendKind::Skupper, engine)]),
-    );
+    let engine = |backend: Arc<dyn NetworkBackend>| {
+        let measured = MeasuredBackend::new(backend, metrics.clone());
+        // The fence is outermost: a refused write is not counted as sent.
+        let fenced = FencedBackend::new(Arc::new(measured), fence.clone());
+        Engine::new(
+            Arc::new(fenced),
+            EngineConfig {
+                concurrency: t.member_concurrency.max(1),
+                target_timeout: t.target_timeout,
+                ..EngineConfig::default()
+            },
+        )
+    };
+    let engines = BTreeMap::from([
+        (
+            BackendKind::Skupper,
+            engine(Arc::new(SkupperBackend::new(registry.clone()))),
+        ),
+        (
+            BackendKind::Submariner,
+            engine(Arc::new(SubmarinerBackend::new(registry.clone()))),
+        ),
+    ]);
+    let mut ctx = Context::new(hub.clone(), registry, engines);
     ctx.recorder = Some(Recorder::new(
         hub.clone(),
         Reporter {
@@ -122,6 +129,24 @@ fn backend_namespaces<'a>(
             _ => None,
         })
         .collect()
+}
+
+/// The kinds the backends write in members, each once: a change to one of them (its status,
+/// say) triggers a pass of the network that owns it.
+fn watched_kinds() -> Vec<federation_core::kubernetes::ManagedKind> {
+    let mut kinds = federation_skupper::kinds::OWNED.to_vec();
+    for k in federation_submariner::kinds::MEMBER_OWNED
+        .iter()
+        .chain(federation_submariner::kinds::BROKER_OWNED)
+    {
+        if !kinds
+            .iter()
+            .any(|x| x.api_version == k.api_version && x.kind == k.kind)
+        {
+            kinds.push(k.clone());
+        }
+    }
+    kinds
 }
 
 /// What a network pass depends on in the network object itself: its spec (generation), its
@@ -286,7 +311,7 @@ pub async fn run(run: ControllerRun) {
         registry,
         members: members.clone(),
         networks: networks.clone(),
-        kinds: federation_skupper::kinds::OWNED.to_vec(),
+        kinds: watched_kinds(),
         backend_namespaces: backend_namespaces(ctx.core.engines.values()),
         trigger: trigger_tx,
         metrics: metrics.clone(),

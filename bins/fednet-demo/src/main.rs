@@ -7,6 +7,7 @@
 //! tests use (`federation_tests::operator_env`); this file only drives and prints it.
 
 mod report;
+mod submariner;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -30,6 +31,10 @@ struct Args {
     /// for this many seconds (0: skip).
     #[arg(long, default_value_t = 0)]
     measure_rest_secs: u64,
+    /// `skupper` (the default), or `submariner`: three members over a broker with the real
+    /// Submariner operator and Lighthouse agents (needs root; `--members` is ignored).
+    #[arg(long, default_value = "skupper", value_parser = ["skupper", "submariner"])]
+    backend: String,
 }
 
 #[tokio::main]
@@ -42,7 +47,12 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    match demo(&args).await {
+    let run = if args.backend == "submariner" {
+        submariner::demo(Duration::from_secs(args.timeout_secs)).await
+    } else {
+        demo(&args).await
+    };
+    match run {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("\nfednet-demo failed: {e:#}");

@@ -136,20 +136,35 @@ pub enum SkupperLinkFlow {
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SubmarinerSettings {
-    /// The member that hosts the broker.
+    /// The `MemberCluster` that hosts the broker (it need not be a member of the network).
+    #[schemars(length(min = 1, max = 253))]
     pub broker: String,
+    /// The broker's API server as the members reach it (`host:port`, no scheme). When
+    /// omitted, the server of the broker's kubeconfig on the hub is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[^/:]+(:[0-9]+)?$"))]
+    pub broker_api_server: Option<String>,
     /// Use Globalnet so members with overlapping CIDRs can connect.
     #[serde(default)]
     pub globalnet: bool,
-    /// Globalnet CIDR range to carve per-cluster global CIDRs from.
+    /// Globalnet CIDR range to carve per-cluster global CIDRs from (`242.0.0.0/8` when
+    /// omitted, Submariner's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub globalnet_cidr_range: Option<String>,
-    /// Cable driver: `libreswan`, `wireguard` or `vxlan`.
+    /// Addresses in each member's global CIDR (a power of two; 65536 when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 4))]
+    pub globalnet_cluster_size: Option<u32>,
+    /// Cable driver: `libreswan` (the default), `wireguard` or `vxlan`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cable_driver: Option<String>,
     /// Gateways are behind NAT.
     #[serde(default)]
     pub nat_enabled: bool,
+    /// IPsec NAT traversal port (4500 when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub nat_t_port: Option<u16>,
 }
 
 /// SD-WAN controller settings of a network.

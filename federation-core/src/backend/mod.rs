@@ -45,7 +45,7 @@ pub use objects::{
 };
 
 use crate::api::{BackendKind, InventoryTarget, LinkPhase, TargetKind, TopologyKind};
-use crate::plan::{NetworkPlan, NetworkRef};
+use crate::plan::{NetworkPlan, NetworkRef, RejectedService};
 use async_trait::async_trait;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -130,6 +130,10 @@ pub struct Capabilities {
     pub needs_broker: bool,
     /// Topology strategies it can realise.
     pub topologies: Vec<TopologyKind>,
+    /// Whether a shared service can be offered to some members only. When not (an MCS
+    /// `ServiceExport` is imported by the whole cluster set), a service whose consumers are
+    /// not every member of the network is refused ([`refuse_unservable_services`]).
+    pub restricted_consumers: bool,
 }
 
 /// One reason a network cannot be served, with the field it concerns.
@@ -250,6 +254,8 @@ pub struct AccessRule {
     pub resources: Vec<String>,
     /// Verbs.
     pub verbs: Vec<String>,
+    /// Only these objects (RBAC `resourceNames`); empty: any.
+    pub resource_names: Vec<String>,
     /// Where.
     pub scope: AccessScope,
 }
@@ -366,4 +372,87 @@ pub fn check_capabilities(caps: &Capabilities, plan: &NetworkPlan) -> Vec<Valida
         });
     }
     issues
+}
+
+/// Reason of a shared service refused because its backend cannot restrict consumers.
+pub const CONSUMERS_UNSUPPORTED: &str = "ConsumersUnsupported";
+
+/// Moves the shared services a backend cannot serve from `plan.services` to
+/// `plan.rejected_services`, each with the reason (pure). Today: a service restricted to
+/// some consumers, on a backend without [`Capabilities::restricted_consumers`].
+pub fn refuse_unservable_services(caps: &Capabilities, plan: &mut NetworkPlan) {
+    if caps.restricted_consumers {
+        return;
+    }
+    let members: BTreeSet<&str> = plan.members.iter().map(|m| m.name.as_str()).collect();
+    let (kept, refused): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.services)
+        .into_iter()
+        .partition(|s| {
+            let consumers: BTreeSet<&str> = s.consumers.iter().map(String::as_str).collect();
+            consumers == members
+        });
+    plan.services = kept;
+    for s in refused {
+        plan.rejected_services.push(RejectedService {
+            name: s.name,
+            reason: CONSUMERS_UNSUPPORTED.into(),
+            message: format!(
+                "the {} backend shares a service with every member of the network; it cannot restrict it to {}: remove spec.consumers",
+                plan.backend.kind,
+                s.consumers.join(", ")
+            ),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ConsumerSelection;
+    use crate::fixtures::{full_mesh, network, plan_of, service};
+
+    fn caps(restricted_consumers: bool) -> Capabilities {
+        Capabilities {
+            layer: Layer::L3,
+            overlapping_cidrs: true,
+            link_costs: false,
+            encryption: true,
+            needs_broker: true,
+            topologies: vec![TopologyKind::FullMesh],
+            restricted_consumers,
+        }
+    }
+
+    #[test]
+    fn services_for_some_consumers_are_refused_only_where_the_backend_cannot_restrict() {
+        let net = network("prod", &["a", "b", "c"], full_mesh());
+        let everyone = service("everyone", "prod", "a");
+        let mut some = service("some", "prod", "a");
+        some.spec.consumers = Some(ConsumerSelection {
+            names: vec!["b".into()],
+            selector: None,
+        });
+        let mut all_named = service("all-named", "prod", "a");
+        all_named.spec.consumers = Some(ConsumerSelection {
+            names: vec!["a".into(), "b".into(), "c".into()],
+            selector: None,
+        });
+        let services = [everyone, some, all_named];
+        let planned = plan_of(&net, &["a", "b", "c"], &services);
+
+        let mut plan = planned.clone();
+        refuse_unservable_services(&caps(true), &mut plan);
+        assert_eq!(
+            plan, planned,
+            "a backend that can restrict consumers serves all"
+        );
+
+        let mut plan = planned;
+        refuse_unservable_services(&caps(false), &mut plan);
+        let served: Vec<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(served, ["all-named", "everyone"]);
+        assert_eq!(plan.rejected_services.len(), 1);
+        assert_eq!(plan.rejected_services[0].name, "some");
+        assert_eq!(plan.rejected_services[0].reason, CONSUMERS_UNSUPPORTED);
+    }
 }

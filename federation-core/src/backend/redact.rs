@@ -31,6 +31,10 @@ pub const REDACTED: &str = "<redacted>";
 const CREDENTIAL_FIELDS: &[(&str, &[&str])] = &[
     ("AccessGrant", &["status", "code"]),
     ("AccessToken", &["spec", "code"]),
+    // Submariner accepts the broker token and the IPsec PSK inline too; fednet puts them in
+    // Secrets, but an observed resource someone else edited may carry them.
+    ("Submariner", &["spec", "brokerK8sApiServerToken"]),
+    ("Submariner", &["spec", "ceIPSecPSK"]),
 ];
 
 /// The body of the object `key` as it may be shown: for a Secret, every value of `data` and

@@ -14,7 +14,7 @@ use crate::api::{
     FederatedNetwork, FederatedNetworkStatus, FederatedService, INVENTORY_ANNOTATION, Inventory,
     MemberCluster, MemberPhase, NETWORK_FINALIZER,
 };
-use crate::backend::{ObserveScope, Target, check_capabilities};
+use crate::backend::{ObserveScope, Target, check_capabilities, refuse_unservable_services};
 use crate::cluster::member_unhealthy;
 use crate::engine::ReconcileReport;
 use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
@@ -184,13 +184,16 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
                 ),
             }),
         });
-    let (plan, engine) = match planned {
+    let (mut plan, engine) = match planned {
         Ok(p) => p,
         Err(failure) => {
             refuse(ctx, net, previous.as_ref(), &hub.services, &failure).await?;
             return Ok(Action::await_change());
         }
     };
+    // Services the backend cannot serve (restricted consumers over MCS, say) are refused
+    // one by one, in their own status; the rest of the network goes on.
+    refuse_unservable_services(&engine.backend().capabilities(), &mut plan);
 
     // A network the backend cannot serve records nothing (no targets, no claims that would
     // keep a singleton from a network that can be served) and writes nothing.
@@ -259,7 +262,6 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         previous = Some(status);
     }
 
-    let mut plan = plan;
     plan.retired_namespaces = recorded
         .namespaces
         .iter()
@@ -292,8 +294,11 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         (ctx.clock)(),
     );
     status.inventory = Some(inventory_of(plan.backend.kind, &remaining));
-    let converged =
-        report.is_converged() && status.members.iter().all(|m| m.phase == MemberPhase::Ready);
+    // A consumer still waiting for its import (Lighthouse brings it in its own time, and
+    // nothing fednet owns changes when it does) is still progressing: look again soon.
+    let converged = report.is_converged()
+        && status.members.iter().all(|m| m.phase == MemberPhase::Ready)
+        && report.health.services.iter().all(|s| s.ready);
     write_network_status(ctx, net, previous.as_ref(), status).await?;
     write_service_statuses(ctx, net, &hub.services, Some(&plan), &report).await?;
     for (target, r) in report

@@ -82,6 +82,7 @@ impl NetworkBackend for FakeBackend {
             encryption: true,
             needs_broker: false,
             topologies: vec![TopologyKind::FullMesh, TopologyKind::HubSpoke],
+            restricted_consumers: true,
         }
     }
     fn validate(&self, _plan: &NetworkPlan) -> Vec<ValidationIssue> {

@@ -93,6 +93,7 @@ fn backend(store: &Store) -> MockNetworkBackend {
             TopologyKind::HubSpoke,
             TopologyKind::Explicit,
         ],
+        restricted_consumers: true,
     });
     b.expect_validate().returning(|_| Vec::new());
     b.expect_targets().returning(|plan| {
@@ -525,6 +526,7 @@ async fn an_invalid_plan_touches_nothing() {
         encryption: true,
         needs_broker: false,
         topologies: vec![TopologyKind::FullMesh],
+        restricted_consumers: true,
     });
     b.expect_validate().returning(|_| {
         vec![ValidationIssue {

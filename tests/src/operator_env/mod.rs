@@ -1,7 +1,7 @@
 //! An environment to run the operator *binary* in: a hub and member clusters on real control
-//! planes, each member reached through a ServiceAccount token bound to
-//! `deploy/member-rbac/skupper.yaml` (so the member RBAC the docs ship is what the tests
-//! exercise), kubeconfig Secrets and `MemberCluster`s on the hub, the Skupper controller
+//! planes, each member reached through a ServiceAccount token bound to the namespaced Role
+//! of `deploy/member-rbac/skupper-namespace.yaml` (so the member RBAC the docs ship is what
+//! the tests exercise), kubeconfig Secrets and `MemberCluster`s on the hub, the Skupper controller
 //! double in the members, and the example network (hub-and-spoke over Skupper, one
 //! `FederatedService`). Used by `tests/tests/operator.rs` and by the `fednet-demo` binary.
 //!
@@ -18,7 +18,7 @@ pub use members::{
     member_names, member_rbac_documents, member_rbac_path, register_members,
     service_account_kubeconfig,
 };
-pub use process::{OperatorOptions, OperatorProcess, operator_binary};
+pub use process::{FAST_FLAGS, OperatorOptions, OperatorProcess, operator_binary};
 
 use anyhow::{Context as _, anyhow, bail};
 use federation_core::api::{

@@ -269,6 +269,7 @@ pub struct JoinReport {
 pub fn backend_access(kind: BackendKind) -> Result<Vec<AccessRule>, JoinError> {
     match kind {
         BackendKind::Skupper => Ok(federation_skupper::member_access()),
+        BackendKind::Submariner => Ok(federation_submariner::member_access()),
         other => Err(JoinError::Invalid(format!(
             "fedctl join does not know the {other} backend's member access yet"
         ))),
@@ -578,7 +579,11 @@ async fn grant_access(
 }
 
 fn rbac_rule(r: &AccessRule) -> serde_json::Value {
-    json!({"apiGroups": [r.api_group], "resources": r.resources, "verbs": r.verbs})
+    let mut rule = json!({"apiGroups": [r.api_group], "resources": r.resources, "verbs": r.verbs});
+    if !r.resource_names.is_empty() {
+        rule["resourceNames"] = json!(r.resource_names);
+    }
+    rule
 }
 
 /// The name of the ClusterRole (and binding) for a backend's cluster-wide rules: per member

@@ -52,4 +52,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+# Submariner networks: each network's IPsec pre-shared key, made once in the network's
+# namespace and read back by name (never listed, watched or changed).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create"]
 {{- end -}}
