@@ -381,3 +381,84 @@ async fn join_refuses_what_it_cannot_do_safely() {
         "nothing written on the hub"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submariner_join_grants_its_cluster_wide_rules_and_still_denies_escalation() {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let env = FedEnv::start_unregistered(2).await.unwrap();
+    let member = env.members()[0].clone();
+    let report = join(&env, &member, "10.20.0.0/16", &["--backend", "Submariner"]).await;
+    let ok = |b: bool| serde_json::json!({"Ok": b});
+    // Submariner's access is cluster-wide (it makes namespaces, binds the broker Role)...
+    assert_eq!(
+        answer(&report, "", "serviceexports", "create"),
+        (true, ok(true))
+    );
+    assert_eq!(
+        answer(&report, "", "namespaces", "create"),
+        (true, ok(true))
+    );
+    let bind = report["access"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "roles" && r["verb"] == "bind")
+        .unwrap();
+    assert_eq!(bind["name"], "submariner-k8s-broker-cluster");
+    assert_eq!(bind["allowed"], ok(true));
+    // ...and still no way to grant itself more, or to touch nodes.
+    for (resource, verb) in [
+        ("clusterrolebindings", "create"),
+        ("clusterroles", "create"),
+        ("nodes", "delete"),
+    ] {
+        assert_eq!(
+            answer(&report, "", resource, verb),
+            (false, ok(false)),
+            "{verb} {resource}"
+        );
+    }
+    let client = env.member(&member).unwrap().client();
+    let fedctl_made = ListParams::default().labels("app.kubernetes.io/managed-by=fedctl");
+    assert_eq!(
+        Api::<ClusterRole>::all(client.clone())
+            .list(&fedctl_made)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+
+    // Unjoin (no network holds the member): the ClusterRole and its binding go too.
+    let run = fedctl(
+        env.hub().kubeconfig_path(),
+        &[
+            "unjoin",
+            &member,
+            "--member-kubeconfig",
+            &env.member(&member)
+                .unwrap()
+                .kubeconfig_path()
+                .to_string_lossy(),
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        Api::<ClusterRole>::all(client.clone())
+            .list(&fedctl_made)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        Api::<ClusterRoleBinding>::all(client)
+            .list(&fedctl_made)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
