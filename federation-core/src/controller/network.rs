@@ -262,6 +262,16 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         previous = Some(status);
     }
 
+    plan.silent_members = plan
+        .members
+        .iter()
+        .filter(|m| {
+            ctx.probe_streaks
+                .get(&m.name)
+                .is_some_and(|streak| streak.failures > 0)
+        })
+        .map(|m| m.name.clone())
+        .collect();
     plan.retired_namespaces = recorded
         .namespaces
         .iter()

@@ -205,7 +205,20 @@ impl Engine {
 
         let mut observed = BTreeMap::new();
         let scope = plan.observe_scope();
-        for (target, result) in self.observe_all(&all, &scope).await {
+        // A member that did not answer its last probe is not waited for: unreadable at once.
+        let (silent, readable): (Vec<Target>, Vec<Target>) = all
+            .iter()
+            .cloned()
+            .partition(|t| t.member().is_some_and(|m| plan.silent_members.contains(m)));
+        let skipped = silent.into_iter().map(|target| {
+            let failure = Failure::Error(BackendError::Unreachable {
+                target: target.to_string(),
+                reason: "its last probe failed; not read until it answers again".into(),
+            });
+            (target, Err(failure))
+        });
+        let results = self.observe_all(&readable, &scope).await;
+        for (target, result) in results.into_iter().chain(skipped) {
             match result {
                 Ok(obs) => {
                     observed.insert(target, obs);

@@ -328,6 +328,50 @@ async fn a_hung_target_times_out_while_the_others_converge() {
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_member_whose_last_probe_failed_is_not_waited_for() {
+    let store = Store::default();
+    let mut b = backend(&store);
+    expect_store_writes(&mut b, &store);
+    let engine = Engine::new(
+        Arc::new(HangingBackend {
+            inner: b,
+            hang: member("b"),
+        }),
+        EngineConfig {
+            target_timeout: Duration::from_secs(20),
+            ..config()
+        },
+    );
+    let mut plan = plan_of(
+        &network("net", &["a", "b", "c"], full_mesh()),
+        &["a", "b", "c"],
+        &[],
+    );
+    plan.silent_members.insert("b".into());
+
+    let started = tokio::time::Instant::now();
+    let report = engine.reconcile(&plan, &targets_of(&plan)).await;
+    // b is never read (its observe would hang) and counts as unreadable at once...
+    assert!(matches!(
+        &report.targets[&member("b")].outcome,
+        TargetOutcome::Failed { error } if error.contains("last probe failed")
+    ));
+    // ...while the others are written without waiting out any timeout.
+    for m in ["a", "c"] {
+        assert!(matches!(
+            report.targets[&member(m)].outcome,
+            TargetOutcome::Changed { .. }
+        ));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(store.lock().unwrap().get(&member("b")).is_none());
+}
+
 /// Wraps a mock so that `observe` never completes for one target: mockall returns values
 /// synchronously, so a hang needs a real pending future.
 struct HangingBackend {

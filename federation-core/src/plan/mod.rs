@@ -54,6 +54,12 @@ pub struct NetworkPlan {
     /// inventory, filled in by the controller): read so what is left there is removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired_namespaces: Vec<String>,
+    /// Members whose last probe failed (filled in by the controller). A pass does not wait
+    /// for them: their targets count as unreadable at once (frozen, never cleaned), so one
+    /// dead member costs the others no timeout. Healthier than `healthy`: one failure is
+    /// enough here, while re-planning around a member waits for the failure threshold.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub silent_members: BTreeSet<String>,
     /// Members, sorted by name.
     pub members: Vec<PlannedMember>,
     /// Sites and links.
@@ -241,6 +247,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
         topology_kind: spec.topology.kind,
         namespaces: spec.namespaces.clone(),
         retired_namespaces: Vec::new(),
+        silent_members: BTreeSet::new(),
         members,
         topology,
         services,
