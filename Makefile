@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all assets tools demo test test-scale unit lint fmt crds chart-crds bench example
+.PHONY: all assets tools headscale demo test test-scale unit lint fmt crds chart-crds bench example
 
 all: lint test
 
@@ -14,6 +14,10 @@ assets:
 tools:
 	@hack/tools.sh >/dev/null
 
+## Build (or reuse) the Headscale server the SD-WAN backend's tests run (about 100 s cold).
+headscale:
+	@hack/headscale/build.sh >/dev/null
+
 ## The demo: a hub and 3 member control planes, the operator, a Skupper network converging.
 ## DEMO_ARGS="--members 8 --measure-rest-secs 60" for a bigger network and at-rest figures.
 demo: assets
@@ -22,7 +26,7 @@ demo: assets
 
 ## Every test: unit, property, mocked and real control planes. The operator tests run its
 ## binary, built first (they would build it themselves otherwise).
-test: assets tools
+test: assets tools headscale
 	$(CARGO) build -q -p federation-operator
 	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" $(CARGO) test --workspace --all-targets
 

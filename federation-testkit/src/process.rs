@@ -26,6 +26,8 @@ pub enum ProcessRole {
     Etcd,
     /// A kube-apiserver.
     KubeApiserver,
+    /// A Headscale server (the SD-WAN backend's overlay controller).
+    Headscale,
 }
 
 impl fmt::Display for ProcessRole {
@@ -33,6 +35,7 @@ impl fmt::Display for ProcessRole {
         f.write_str(match self {
             Self::Etcd => "etcd",
             Self::KubeApiserver => "kube-apiserver",
+            Self::Headscale => "headscale",
         })
     }
 }

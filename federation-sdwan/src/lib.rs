@@ -1,0 +1,257 @@
+//! # federation-sdwan
+//!
+//! The SD-WAN backend of fednet: a network whose members' edges are connected by an SD-WAN
+//! (or overlay) controller reached over its REST API, not by objects in the members.
+//!
+//! A network is first turned into a vendor-neutral [`model`] (a site per member with the
+//! prefixes behind its edge, an overlay of the planned topology, application policies from
+//! shared services). An [`adapter::Adapter`] per controller says what it can honour; a network
+//! asking for more (link costs, SLA thresholds, encryption, a topology) is refused with the
+//! `Unsupported` condition before anything is read or written. The adapter renders the model
+//! into objects the engine diffs, applies and deletes on one target, the controller
+//! ([`federation_core::backend::Target::Controller`], named by its URL).
+//!
+//! Adapters:
+//! - [`headscale`]: Headscale's `/api/v1` (route approval and the ACL policy), tested against
+//!   a real Headscale process.
+//!
+//! Credentials come from the network's Secret on the hub through an
+//! [`access::AccessResolver`]; TLS is always verified (the system's roots plus the network's
+//! `caBundle`).
+
+pub mod access;
+pub mod adapter;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
+pub mod headscale;
+pub mod keys;
+pub mod model;
+
+use access::{AccessResolver, ClientCache, Connection};
+use adapter::{Adapter, refusals};
+use async_trait::async_trait;
+use federation_core::api::{BackendKind, SdwanAdapter, TopologyKind};
+use federation_core::backend::{
+    BackendError, Capabilities, Deletion, DesiredObject, DesiredState, Health, Layer,
+    NetworkBackend, ObjectKey, Observed, Target, ValidationIssue,
+};
+use federation_core::plan::{NetworkPlan, NetworkRef};
+use model::SdwanModel;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// The SD-WAN backend.
+pub struct SdwanBackend {
+    resolver: Arc<dyn AccessResolver>,
+    clients: ClientCache,
+    adapters: BTreeMap<SdwanAdapter, Arc<dyn Adapter>>,
+}
+
+impl SdwanBackend {
+    /// A backend with every adapter fednet has, reaching controllers with what `resolver`
+    /// gives.
+    pub fn new(resolver: Arc<dyn AccessResolver>) -> Self {
+        let mut backend = Self {
+            resolver,
+            clients: ClientCache::default(),
+            adapters: BTreeMap::new(),
+        };
+        backend.register(Arc::new(headscale::HeadscaleAdapter));
+        backend
+    }
+
+    /// Adds (or replaces) the adapter of one controller kind.
+    pub fn register(&mut self, adapter: Arc<dyn Adapter>) {
+        self.adapters.insert(adapter.kind(), adapter);
+    }
+
+    fn adapter(&self, kind: SdwanAdapter) -> Option<&Arc<dyn Adapter>> {
+        self.adapters.get(&kind)
+    }
+
+    /// The adapter and a connection for `network`'s controller, which must be `target`.
+    async fn connect(
+        &self,
+        target: &Target,
+        network: &NetworkRef,
+    ) -> Result<(Arc<dyn Adapter>, Connection), BackendError> {
+        let Target::Controller(_) = target else {
+            return Err(BackendError::Other(format!(
+                "the SD-WAN backend has no {target} targets"
+            )));
+        };
+        let access = self.resolver.access(network).await?;
+        if &access.target() != target {
+            // The network now names another controller; the credentials it has are for
+            // that one, and are not sent to the old URL.
+            return Err(BackendError::Gone {
+                target: target.to_string(),
+                reason: format!(
+                    "network {network} now uses {}; fednet has no credentials for this controller any more and leaves what it wrote there",
+                    access.url
+                ),
+            });
+        }
+        let adapter = self
+            .adapter(access.adapter)
+            .cloned()
+            .ok_or_else(|| BackendError::Other(format!("no adapter for {:?}", access.adapter)))?;
+        Ok((adapter, self.clients.connect(&access)?))
+    }
+
+    fn model(plan: &NetworkPlan) -> Result<SdwanModel, BackendError> {
+        SdwanModel::from_plan(plan).map_err(|issues| {
+            let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
+            BackendError::Render(text.join("; "))
+        })
+    }
+
+    fn network_of(key: &ObjectKey) -> Result<NetworkRef, BackendError> {
+        keys::parse(key)
+            .map(|(n, _)| n)
+            .ok_or_else(|| BackendError::Other(format!("{key} is not an SD-WAN object")))
+    }
+}
+
+/// What the SD-WAN backend as a whole can do: the union of its adapters (each network is
+/// then checked against its own adapter in `validate`).
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        layer: Layer::L3,
+        overlapping_cidrs: false,
+        link_costs: true,
+        encryption: true,
+        needs_broker: false,
+        topologies: vec![
+            TopologyKind::FullMesh,
+            TopologyKind::HubSpoke,
+            TopologyKind::Explicit,
+        ],
+    }
+}
+
+/// The controller target of a plan, if it has SD-WAN settings.
+pub fn controller_target(plan: &NetworkPlan) -> Option<Target> {
+    plan.backend
+        .sdwan
+        .as_ref()
+        .map(|s| Target::Controller(s.controller_url.clone()))
+}
+
+#[async_trait]
+impl NetworkBackend for SdwanBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::SdWan
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        capabilities()
+    }
+
+    fn validate(&self, plan: &NetworkPlan) -> Vec<ValidationIssue> {
+        let Some(settings) = plan.backend.sdwan.as_ref() else {
+            return vec![ValidationIssue {
+                field: "spec.backend.sdwan".into(),
+                message: "an SD-WAN network needs its controller settings".into(),
+            }];
+        };
+        let Some(adapter) = self.adapter(settings.adapter) else {
+            return vec![ValidationIssue {
+                field: "spec.backend.sdwan.adapter".into(),
+                message: format!("this operator has no {:?} adapter", settings.adapter),
+            }];
+        };
+        match SdwanModel::from_plan(plan) {
+            Err(issues) => issues,
+            Ok(model) => {
+                let mut issues = refusals(settings.adapter, &adapter.capabilities(), &model);
+                issues.extend(adapter.validate(&model));
+                issues
+            }
+        }
+    }
+
+    fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target> {
+        controller_target(plan).into_iter().collect()
+    }
+
+    fn render(
+        &self,
+        plan: &NetworkPlan,
+        observed: &BTreeMap<Target, Observed>,
+    ) -> Result<DesiredState, BackendError> {
+        let mut desired = DesiredState::default();
+        let (Some(target), Some(settings)) = (controller_target(plan), plan.backend.sdwan.as_ref())
+        else {
+            return Ok(desired);
+        };
+        let adapter = self.adapter(settings.adapter).ok_or_else(|| {
+            BackendError::Render(format!("no adapter for {:?}", settings.adapter))
+        })?;
+        let model = Self::model(plan)?;
+        let objects = adapter.render(&plan.network, &model, observed.get(&target));
+        desired.targets.insert(target, objects);
+        Ok(desired)
+    }
+
+    fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
+        let (Some(target), Some(settings)) = (controller_target(plan), plan.backend.sdwan.as_ref())
+        else {
+            return Health::default();
+        };
+        match (self.adapter(settings.adapter), SdwanModel::from_plan(plan)) {
+            (Some(adapter), Ok(model)) => adapter.assess(&model, observed.get(&target)),
+            _ => Health::default(),
+        }
+    }
+
+    async fn observe(
+        &self,
+        target: &Target,
+        network: &NetworkRef,
+    ) -> Result<Observed, BackendError> {
+        let (adapter, conn) = self.connect(target, network).await?;
+        adapter.observe(&conn, network).await
+    }
+
+    async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
+        for object in objects {
+            let network = Self::network_of(&object.key)?;
+            let (adapter, conn) = self.connect(target, &network).await?;
+            adapter.apply(&conn, object).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError> {
+        for deletion in objects {
+            let network = Self::network_of(&deletion.key)?;
+            let (adapter, conn) = self.connect(target, &network).await?;
+            adapter.delete(&conn, deletion).await?;
+        }
+        Ok(())
+    }
+
+    fn waits_for_links(&self, _key: &ObjectKey) -> bool {
+        // Objects on the controller are edited in place (a topology change rewrites the
+        // rules in one write); what is deleted belongs to a member that left, whose links
+        // are gone from the plan already.
+        false
+    }
+
+    fn candidate_targets(&self, _member: &str) -> Vec<Target> {
+        // Nothing is written into member clusters.
+        Vec::new()
+    }
+
+    fn deletion_order(&self, key: &ObjectKey) -> u8 {
+        // Rules first (stop allowing traffic), then the route approvals they relied on.
+        match key.kind.as_str() {
+            headscale::ACL_POLICY => 0,
+            _ => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
