@@ -18,11 +18,14 @@ use crate::measured_backend::MeasuredBackend;
 use crate::member_watch::MemberWatches;
 use crate::metrics::Metrics;
 use federation_core::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
+use federation_core::backend::NetworkBackend;
 use federation_core::cluster::MemberRegistry;
 use federation_core::controller::{
     Context, ControllerError, Timing, error_policy, reconcile_member, reconcile_network,
 };
 use federation_core::engine::{Engine, EngineConfig};
+use federation_sdwan::SdwanBackend;
+use federation_sdwan::access::HubAccessResolver;
 use federation_skupper::SkupperBackend;
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -72,24 +75,29 @@ pub fn core_context(
     let registry =
         Arc::new(MemberRegistry::new(hub.clone()).with_user_agent(user_agent(&settings.identity)));
     let t = &settings.tuning;
-    let skupper = MeasuredBackend::new(
-        Arc::new(SkupperBackend::new(registry.clone())),
-        metrics.clone(),
-    );
-    // The fence is outermost: a refused write is not counted as sent.
-    let skupper = FencedBackend::new(Arc::new(skupper), fence.clone());
-    let engine = Engine::new(
-        Arc::new(skupper),
-        EngineConfig {
-            concurrency: t.member_concurrency.max(1),
-            target_timeout: t.target_timeout,
-            ..EngineConfig::default()
-        },
-    );
+    let config = EngineConfig {
+        concurrency: t.member_concurrency.max(1),
+        target_timeout: t.target_timeout,
+        ..EngineConfig::default()
+    };
+    // Each backend is measured, then fenced: the fence is outermost, so a refused write is
+    // not counted as sent.
+    let engine = |backend: Arc<dyn NetworkBackend>| {
+        let measured = MeasuredBackend::new(backend, metrics.clone());
+        Engine::new(
+            Arc::new(FencedBackend::new(Arc::new(measured), fence.clone())),
+            config.clone(),
+        )
+    };
+    let skupper = engine(Arc::new(SkupperBackend::new(registry.clone())));
+    // SD-WAN networks reach their controller with the token in their Secret on the hub.
+    let sdwan = engine(Arc::new(SdwanBackend::new(Arc::new(
+        HubAccessResolver::new(hub.clone()),
+    ))));
     let mut ctx = Context::new(
         hub.clone(),
         registry,
-        BTreeMap::from([(BackendKind::Skupper, engine)]),
+        BTreeMap::from([(BackendKind::Skupper, skupper), (BackendKind::SdWan, sdwan)]),
     );
     ctx.recorder = Some(Recorder::new(
         hub.clone(),
