@@ -8,7 +8,7 @@
 //! rotated token takes effect on the next call.
 
 use async_trait::async_trait;
-use federation_core::api::{FederatedNetwork, SdwanAdapter};
+use federation_core::api::{FederatedNetwork, SdwanAdapter, ServiceRegistrySettings};
 use federation_core::backend::{BackendError, Target};
 use federation_core::plan::NetworkRef;
 use k8s_openapi::api::core::v1::Secret;
@@ -57,6 +57,8 @@ pub struct ControllerAccess {
     pub ca_bundle: Option<String>,
     /// Organisation (flexiManage).
     pub organization: Option<String>,
+    /// The CN-WAN service registry the network publishes to, if any.
+    pub service_registry: Option<ServiceRegistrySettings>,
 }
 
 impl ControllerAccess {
@@ -142,6 +144,7 @@ impl AccessResolver for HubAccessResolver {
             token: Token::new(token),
             ca_bundle: settings.ca_bundle,
             organization: settings.organization,
+            service_registry: settings.service_registry,
         })
     }
 }

@@ -30,7 +30,7 @@ pub fn member(name: &str, n: u8) -> MemberCluster {
             network: Some(MemberNetwork {
                 pod_cidrs: vec![format!("10.{n}.0.0/16")],
                 service_cidrs: vec![format!("10.{}.0.0/16", 100 + u16::from(n))],
-                gateway_hints: vec![],
+                gateway_hints: vec![format!("192.0.2.{n}")],
                 sdwan_edge: Some(edge(name)),
             }),
         },
@@ -90,6 +90,7 @@ pub fn settings(adapter: SdwanAdapter, url: &str, secret: &str) -> SdwanSettings
         ca_bundle: None,
         organization: None,
         encryption: false,
+        service_registry: None,
     }
 }
 

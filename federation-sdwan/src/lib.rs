@@ -15,6 +15,9 @@
 //! - [`headscale`]: Headscale's `/api/v1` (route approval and the ACL policy), tested against
 //!   a real Headscale process.
 //!
+//! Shared services are also published, when the network names one, to a CN-WAN service
+//! registry in etcd ([`registry`]), a second controller target.
+//!
 //! Credentials come from the network's Secret on the hub through an
 //! [`access::AccessResolver`]; TLS is always verified (the system's roots plus the network's
 //! `caBundle`).
@@ -26,6 +29,7 @@ pub mod fixtures;
 pub mod headscale;
 pub mod keys;
 pub mod model;
+pub mod registry;
 
 use access::{AccessResolver, ClientCache, Connection};
 use adapter::{Adapter, refusals};
@@ -39,6 +43,13 @@ use federation_core::plan::{NetworkPlan, NetworkRef};
 use model::SdwanModel;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+/// Where an object of a network goes: its controller, through its adapter, or its service
+/// registry.
+enum Endpoint {
+    Controller(Arc<dyn Adapter>, Connection),
+    Registry(registry::Registry),
+}
 
 /// The SD-WAN backend.
 pub struct SdwanBackend {
@@ -69,25 +80,30 @@ impl SdwanBackend {
         self.adapters.get(&kind)
     }
 
-    /// The adapter and a connection for `network`'s controller, which must be `target`.
+    /// Where `target` is for `network`: its controller or its service registry.
     async fn connect(
         &self,
         target: &Target,
         network: &NetworkRef,
-    ) -> Result<(Arc<dyn Adapter>, Connection), BackendError> {
+    ) -> Result<Endpoint, BackendError> {
         let Target::Controller(_) = target else {
             return Err(BackendError::Other(format!(
                 "the SD-WAN backend has no {target} targets"
             )));
         };
         let access = self.resolver.access(network).await?;
+        if let Some(r) = access.service_registry.as_ref()
+            && &registry::target(r) == target
+        {
+            return Ok(Endpoint::Registry(registry::Registry::connect(r)?));
+        }
         if &access.target() != target {
-            // The network now names another controller; the credentials it has are for
-            // that one, and are not sent to the old URL.
+            // The network now names another controller (or registry); the credentials it
+            // has are for that one, and are not sent to the old URL.
             return Err(BackendError::Gone {
                 target: target.to_string(),
                 reason: format!(
-                    "network {network} now uses {}; fednet has no credentials for this controller any more and leaves what it wrote there",
+                    "network {network} now uses {}; fednet has no credentials for {target} any more and leaves what it wrote there",
                     access.url
                 ),
             });
@@ -96,7 +112,10 @@ impl SdwanBackend {
             .adapter(access.adapter)
             .cloned()
             .ok_or_else(|| BackendError::Other(format!("no adapter for {:?}", access.adapter)))?;
-        Ok((adapter, self.clients.connect(&access)?))
+        Ok(Endpoint::Controller(
+            adapter,
+            self.clients.connect(&access)?,
+        ))
     }
 
     fn model(plan: &NetworkPlan) -> Result<SdwanModel, BackendError> {
@@ -161,18 +180,38 @@ impl NetworkBackend for SdwanBackend {
                 message: format!("this operator has no {:?} adapter", settings.adapter),
             }];
         };
-        match SdwanModel::from_plan(plan) {
+        let mut issues = match SdwanModel::from_plan(plan) {
             Err(issues) => issues,
             Ok(model) => {
                 let mut issues = refusals(settings.adapter, &adapter.capabilities(), &model);
                 issues.extend(adapter.validate(&model));
                 issues
             }
+        };
+        if let Some(why) = settings
+            .service_registry
+            .as_ref()
+            .and_then(registry::refusal)
+        {
+            issues.push(ValidationIssue {
+                field: "spec.backend.sdwan.serviceRegistry.etcdUrl".into(),
+                message: why,
+            });
         }
+        issues
     }
 
     fn targets(&self, plan: &NetworkPlan) -> BTreeSet<Target> {
-        controller_target(plan).into_iter().collect()
+        let registry = plan
+            .backend
+            .sdwan
+            .as_ref()
+            .and_then(|s| s.service_registry.as_ref())
+            .map(registry::target);
+        controller_target(plan)
+            .into_iter()
+            .chain(registry)
+            .collect()
     }
 
     fn render(
@@ -191,6 +230,11 @@ impl NetworkBackend for SdwanBackend {
         let model = Self::model(plan)?;
         let objects = adapter.render(&plan.network, &model, observed.get(&target));
         desired.targets.insert(target, objects);
+        if let Some(r) = settings.service_registry.as_ref() {
+            let target = registry::target(r);
+            let objects = registry::render(&plan.network, &model, observed.get(&target));
+            desired.targets.insert(target, objects);
+        }
         Ok(desired)
     }
 
@@ -210,15 +254,19 @@ impl NetworkBackend for SdwanBackend {
         target: &Target,
         network: &NetworkRef,
     ) -> Result<Observed, BackendError> {
-        let (adapter, conn) = self.connect(target, network).await?;
-        adapter.observe(&conn, network).await
+        match self.connect(target, network).await? {
+            Endpoint::Controller(adapter, conn) => adapter.observe(&conn, network).await,
+            Endpoint::Registry(r) => r.observe(network).await,
+        }
     }
 
     async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
         for object in objects {
             let network = Self::network_of(&object.key)?;
-            let (adapter, conn) = self.connect(target, &network).await?;
-            adapter.apply(&conn, object).await?;
+            match self.connect(target, &network).await? {
+                Endpoint::Controller(adapter, conn) => adapter.apply(&conn, object).await?,
+                Endpoint::Registry(r) => r.apply(object).await?,
+            }
         }
         Ok(())
     }
@@ -226,8 +274,10 @@ impl NetworkBackend for SdwanBackend {
     async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError> {
         for deletion in objects {
             let network = Self::network_of(&deletion.key)?;
-            let (adapter, conn) = self.connect(target, &network).await?;
-            adapter.delete(&conn, deletion).await?;
+            match self.connect(target, &network).await? {
+                Endpoint::Controller(adapter, conn) => adapter.delete(&conn, deletion).await?,
+                Endpoint::Registry(r) => r.delete(deletion).await?,
+            }
         }
         Ok(())
     }
@@ -245,9 +295,12 @@ impl NetworkBackend for SdwanBackend {
     }
 
     fn deletion_order(&self, key: &ObjectKey) -> u8 {
-        // Rules first (stop allowing traffic), then the route approvals they relied on.
+        // Rules first (stop allowing traffic), then the route approvals they relied on;
+        // in a registry, endpoints before their service before its namespace.
         match key.kind.as_str() {
-            headscale::ACL_POLICY => 0,
+            headscale::ACL_POLICY | registry::ENDPOINT => 0,
+            registry::SERVICE => 1,
+            registry::NAMESPACE => 2,
             _ => 1,
         }
     }

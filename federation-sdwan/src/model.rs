@@ -26,6 +26,9 @@ pub struct Site {
     pub prefixes: Vec<String>,
     /// Whether the site is a root (hub) of a rooted-multipoint overlay.
     pub hub: bool,
+    /// Where the member's gateway is reached from outside (its first gateway hint), the
+    /// address its services are published at in a service registry.
+    pub address: Option<String>,
 }
 
 /// One connection of the overlay between two sites.
@@ -166,6 +169,7 @@ impl SdwanModel {
                     edge: edge.to_owned(),
                     prefixes: prefixes.into_iter().collect(),
                     hub: hubs.contains(m.name.as_str()),
+                    address: network.and_then(|n| n.gateway_hints.first().cloned()),
                 },
             );
         }

@@ -52,6 +52,7 @@ mod crds;
 pub mod doubles;
 mod error;
 mod etcd;
+pub use etcd::EtcdServer;
 mod headscale;
 #[cfg(feature = "k3s")]
 mod k3s;

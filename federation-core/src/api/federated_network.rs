@@ -178,6 +178,31 @@ pub struct SdwanSettings {
     /// Require encrypted tunnels.
     #[serde(default)]
     pub encryption: bool,
+    /// Publish the network's shared services to a CN-WAN service registry in etcd, where
+    /// SD-WAN policy tools map their traffic profiles to policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_registry: Option<ServiceRegistrySettings>,
+}
+
+/// A CN-WAN service registry in etcd (`<prefix>/namespaces/<ns>/services/<svc>/endpoints/<ep>`).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRegistrySettings {
+    /// etcd client URL. Plain `http://` only on loopback (an etcd beside the operator);
+    /// TLS to etcd is not supported yet, so other URLs are refused.
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub etcd_url: String,
+    /// Key prefix of the registry (`/service-registry` when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/[^\s]*[^/]$"))]
+    pub prefix: Option<String>,
+}
+
+impl ServiceRegistrySettings {
+    /// The key prefix, defaulted.
+    pub fn prefix_or_default(&self) -> &str {
+        self.prefix.as_deref().unwrap_or("/service-registry")
+    }
 }
 
 /// The SD-WAN controllers fednet has an adapter for.
