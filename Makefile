@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all assets tools headscale demo test test-scale unit lint fmt crds chart-crds bench example
+.PHONY: all assets tools headscale prism demo test test-scale unit lint fmt crds chart-crds bench example
 
 all: lint test
 
@@ -18,6 +18,10 @@ tools:
 headscale:
 	@hack/headscale/build.sh >/dev/null
 
+## Install (or reuse) Prism, the OpenAPI-validating proxy of the flexiManage contract tests.
+prism:
+	@hack/prism/install.sh >/dev/null
+
 ## The demo: a hub and 3 member control planes, the operator, a Skupper network converging.
 ## DEMO_ARGS="--members 8 --measure-rest-secs 60" for a bigger network and at-rest figures.
 demo: assets
@@ -26,7 +30,7 @@ demo: assets
 
 ## Every test: unit, property, mocked and real control planes. The operator tests run its
 ## binary, built first (they would build it themselves otherwise).
-test: assets tools headscale
+test: assets tools headscale prism
 	$(CARGO) build -q -p federation-operator
 	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" $(CARGO) test --workspace --all-targets
 

@@ -14,6 +14,8 @@
 //! Adapters:
 //! - [`headscale`]: Headscale's `/api/v1` (route approval and the ACL policy), tested against
 //!   a real Headscale process.
+//! - [`fleximanage`]: flexiManage's `/api` (path labels, interfaces, tunnels and their jobs),
+//!   contract-verified against its OpenAPI spec through Prism.
 //!
 //! Shared services are also published, when the network names one, to a CN-WAN service
 //! registry in etcd ([`registry`]), a second controller target.
@@ -26,6 +28,7 @@ pub mod access;
 pub mod adapter;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod fleximanage;
 pub mod headscale;
 pub mod keys;
 pub mod model;
@@ -68,6 +71,7 @@ impl SdwanBackend {
             adapters: BTreeMap::new(),
         };
         backend.register(Arc::new(headscale::HeadscaleAdapter));
+        backend.register(Arc::new(fleximanage::FlexiManageAdapter::default()));
         backend
     }
 
@@ -297,10 +301,11 @@ impl NetworkBackend for SdwanBackend {
     fn deletion_order(&self, key: &ObjectKey) -> u8 {
         // Rules first (stop allowing traffic), then the route approvals they relied on;
         // in a registry, endpoints before their service before its namespace.
+        // flexiManage: tunnels before the interface labels they run over, the label last.
         match key.kind.as_str() {
-            headscale::ACL_POLICY | registry::ENDPOINT => 0,
-            registry::SERVICE => 1,
-            registry::NAMESPACE => 2,
+            headscale::ACL_POLICY | registry::ENDPOINT | fleximanage::TUNNEL => 0,
+            registry::SERVICE | fleximanage::INTERFACE_LABEL => 1,
+            registry::NAMESPACE | fleximanage::PATH_LABEL => 2,
             _ => 1,
         }
     }
