@@ -1,9 +1,10 @@
 //! The SD-WAN backend's Headscale adapter against a real Headscale process (v0.29.2, built by
 //! hack/headscale/build.sh) and a real hub kube-apiserver, driven by the real engine.
 //!
-//! Edge nodes are registered without a Tailscale client (see federation_testkit::Headscale):
-//! they are offline and announce no routes, so every link is reported Pending ("offline"),
-//! never Up; what is proven is what fednet writes and removes on the controller.
+//! In the first test every edge runs a real Tailscale client (tailscaled, userspace
+//! networking) announcing its member's prefixes, so links come Up for real; the others
+//! register edges without a client (offline, announcing nothing), which is enough to prove
+//! what fednet writes and removes on the controller.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -32,7 +33,7 @@ fn routes(ns: &[u8]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_full_mesh_and_a_hub_and_spoke_network_converge_side_by_side_and_tear_down_cleanly() {
-    let env = Env::start(&["a", "b", "c", "d", "e", "f"]).await;
+    let env = Env::start_online(&["a", "b", "c", "d", "e", "f"]).await;
     let mesh = env.network("mesh", &["a", "b", "c"], full_mesh()).await;
     let star = env
         .network("star", &["d", "e", "f"], hub_spoke(&["d"]))
@@ -81,7 +82,8 @@ async fn a_full_mesh_and_a_hub_and_spoke_network_converge_side_by_side_and_tear_
         );
     }
 
-    // Status says what Headscale knows: the edges are offline (no client), RTT unknown.
+    // Status says what Headscale knows: edges online, routes approved and served; RTT and
+    // loss unknown.
     let report = env
         .engine
         .reconcile(&mesh_plan, &BTreeSet::from([env.target()]))
@@ -91,14 +93,47 @@ async fn a_full_mesh_and_a_hub_and_spoke_network_converge_side_by_side_and_tear_
         "at rest nothing is written: {report:#?}"
     );
     assert_eq!(report.health.links.len(), 3);
+    assert!(report.health.members_not_ready.is_empty(), "{report:#?}");
     for link in &report.health.links {
-        assert_eq!(link.phase, LinkPhase::Pending);
-        let msg = link.message.as_deref().unwrap();
-        assert!(
-            msg.contains("is offline") && msg.contains(RTT_UNKNOWN),
-            "{msg}"
-        );
+        assert_eq!(link.phase, LinkPhase::Up, "{link:?}");
+        assert_eq!(link.message.as_deref(), Some(RTT_UNKNOWN));
     }
+
+    // An edge whose client goes away: its links are no longer up, and status says why.
+    env.headscale.kill_client("edge-c").await.unwrap();
+    let mut report = env
+        .engine
+        .reconcile(&mesh_plan, &BTreeSet::from([env.target()]))
+        .await;
+    for _ in 0..50 {
+        if !report.health.members_not_ready.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        report = env
+            .engine
+            .reconcile(&mesh_plan, &BTreeSet::from([env.target()]))
+            .await;
+    }
+    assert!(
+        report.health.members_not_ready["c"].contains("edge node edge-c is offline"),
+        "{report:#?}"
+    );
+    for link in report
+        .health
+        .links
+        .iter()
+        .filter(|l| l.dialer == "c" || l.acceptor == "c")
+    {
+        assert_eq!(link.phase, LinkPhase::Pending, "{link:?}");
+    }
+    let ab = report
+        .health
+        .links
+        .iter()
+        .find(|l| l.dialer != "c" && l.acceptor != "c")
+        .unwrap();
+    assert_eq!(ab.phase, LinkPhase::Up, "the others are untouched");
 
     // Teardown of one network leaves the other exactly as it was, then the admin's policy.
     let before_star = rules_of(&env.policy().await, "star");

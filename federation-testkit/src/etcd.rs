@@ -84,6 +84,7 @@ impl Etcd {
             program: binary.to_owned(),
             args,
             log,
+            env: Vec::new(),
         })?;
         process
             .wait_ready("GET /health", timeout, || health(client_port))

@@ -8,11 +8,16 @@
 //! the REST API), and a serving certificate from a CA made for it: clients verify TLS against
 //! [`Headscale::ca_pem`], nothing skips verification.
 //!
-//! Nodes are made without a Tailscale client (`headscale debug create-node`, then `headscale
-//! auth register`): they exist, belong to a user and can have routes approved, but they are
-//! offline and announce no routes, because only a connected client announces them.
+//! Nodes come two ways:
+//! - [`Headscale::join`] runs a real Tailscale client (`tailscaled` in userspace networking, no
+//!   root, no TUN device, built by the same script) that logs in with a pre-auth key and
+//!   announces routes: the node is online and its approved routes are served;
+//! - [`Headscale::create_node`] registers a node without a client (`headscale debug
+//!   create-node`, then `headscale auth register`): it exists and can have routes approved, but
+//!   it is offline and announces nothing.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::certs::Pki;
@@ -53,6 +58,10 @@ pub struct Headscale {
     config: PathBuf,
     url: String,
     ca_pem: String,
+    ca_file: PathBuf,
+    root: PathBuf,
+    /// The Tailscale clients of [`Self::join`]; killed before the server.
+    clients: Mutex<Vec<ManagedProcess>>,
     // Last: dropped after the process is killed.
     dir: Option<tempfile::TempDir>,
 }
@@ -67,6 +76,7 @@ impl Headscale {
             .map_err(|e| Error::io("create temp folder", Path::new("/tmp"), e))?;
         let root = dir.path().to_owned();
         let pki = Pki::generate(&root.join("pki"))?;
+        let root_for_self = root.clone();
         let derp = root.join("derp.yaml");
         write(&derp, DERP_MAP)?;
         let log = root.join("headscale.log");
@@ -89,6 +99,7 @@ impl Headscale {
                         program: binary.clone(),
                         args: vec!["serve".into(), "-c".into(), config.display().to_string()],
                         log,
+                        env: Vec::new(),
                     })?;
                     wait_ready(&process, &binary, &config).await?;
                     Ok((process, config, url))
@@ -108,6 +119,9 @@ impl Headscale {
             config,
             url,
             ca_pem: pki.ca_cert_pem,
+            ca_file: pki.files.ca_cert,
+            root: root_for_self,
+            clients: Mutex::new(Vec::new()),
             dir,
         })
     }
@@ -175,6 +189,132 @@ impl Headscale {
         self.cli(&["auth", "register", "--user", user, "--auth-id", &auth_id])
             .await
             .map(drop)
+    }
+
+    /// Runs a real Tailscale client named `name` that logs in as `user` (with a pre-auth key)
+    /// and announces `routes`; returns once the login succeeded (the node is online).
+    pub async fn join(&self, user: &str, name: &str, routes: &[String]) -> Result<()> {
+        let key = self.pre_auth_key(user).await?;
+        let bin_dir = self.binary.parent().unwrap_or(Path::new("."));
+        let (tailscaled, tailscale) = (bin_dir.join("tailscaled"), bin_dir.join("tailscale"));
+        let dir = self.root.join(format!("tailscale-{name}"));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        let socket = dir.join("tailscaled.sock");
+        // Go's TLS reads extra roots from SSL_CERT_FILE: the client trusts this server's CA.
+        let env = vec![(
+            "SSL_CERT_FILE".to_owned(),
+            self.ca_file.display().to_string(),
+        )];
+        let client = ManagedProcess::spawn(ProcessSpec {
+            role: ProcessRole::Tailscaled,
+            name: format!("tailscaled-{name}"),
+            program: tailscaled,
+            args: vec![
+                "--tun=userspace-networking".into(),
+                format!("--statedir={}", dir.display()),
+                format!("--socket={}", socket.display()),
+                "--port=0".into(),
+            ],
+            log: dir.join("tailscaled.log"),
+            env: env.clone(),
+        })?;
+        let socket_for_probe = socket.clone();
+        client
+            .wait_ready("socket", START_TIMEOUT, || {
+                let exists = socket_for_probe.exists();
+                async move {
+                    if exists {
+                        Ok(())
+                    } else {
+                        Err("no socket yet".to_owned())
+                    }
+                }
+            })
+            .await?;
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(client);
+        let up = tokio::process::Command::new(tailscale)
+            .arg(format!("--socket={}", socket.display()))
+            .args(["up", "--accept-dns=false", "--timeout=60s"])
+            .arg(format!("--login-server={}", self.url))
+            .arg(format!("--auth-key={key}"))
+            .arg(format!("--hostname={name}"))
+            .arg(format!("--advertise-routes={}", routes.join(",")))
+            .envs(env)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(90), up)
+            .await
+            .map_err(|_| Error::Command {
+                command: format!("tailscale up ({name})"),
+                detail: "no answer in 90 s".into(),
+            })?
+            .map_err(|e| Error::io("run", &self.binary, e))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Command {
+                command: format!("tailscale up ({name})"),
+                detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            })
+        }
+    }
+
+    /// A reusable pre-auth key of `user` (created once per call; keys are cheap).
+    async fn pre_auth_key(&self, user: &str) -> Result<String> {
+        let users: serde_json::Value = serde_json::from_str(
+            &self.cli(&["users", "list", "-o", "json"]).await?,
+        )
+        .map_err(|e| Error::Command {
+            command: "headscale users list".into(),
+            detail: e.to_string(),
+        })?;
+        let id = users
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u["name"] == user)
+            .map(|u| u["id"].to_string())
+            .ok_or_else(|| Error::Command {
+                command: "headscale users list".into(),
+                detail: format!("no user {user}"),
+            })?;
+        let out = self
+            .cli(&[
+                "preauthkeys",
+                "create",
+                "--user",
+                &id,
+                "--reusable",
+                "--expiration",
+                "1h",
+            ])
+            .await?;
+        out.lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Command {
+                command: "headscale preauthkeys create".into(),
+                detail: "printed no key".into(),
+            })
+    }
+
+    /// Stops the client named `name` (SIGKILL): an edge that goes away.
+    pub async fn kill_client(&self, name: &str) -> Result<()> {
+        let client = {
+            let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+            let at = clients
+                .iter()
+                .position(|c| c.info().name == format!("tailscaled-{name}"));
+            at.map(|i| clients.remove(i))
+        };
+        match client {
+            Some(c) => c.kill().await,
+            None => Ok(()),
+        }
     }
 
     /// Kills the server (SIGKILL): a controller crash.

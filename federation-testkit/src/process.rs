@@ -28,6 +28,8 @@ pub enum ProcessRole {
     KubeApiserver,
     /// A Headscale server (the SD-WAN backend's overlay controller).
     Headscale,
+    /// A Tailscale client (an edge node of a Headscale tailnet).
+    Tailscaled,
 }
 
 impl fmt::Display for ProcessRole {
@@ -36,6 +38,7 @@ impl fmt::Display for ProcessRole {
             Self::Etcd => "etcd",
             Self::KubeApiserver => "kube-apiserver",
             Self::Headscale => "headscale",
+            Self::Tailscaled => "tailscaled",
         })
     }
 }
@@ -77,6 +80,8 @@ pub(crate) struct ProcessSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub log: PathBuf,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 /// A child process the kit owns. Dropping it kills and reaps the child.
@@ -282,6 +287,7 @@ fn spawn_child(spec: &ProcessSpec) -> Result<Child> {
     tracing::debug!(name = %spec.name, program = %spec.program.display(), args = ?spec.args, "starting");
     Command::new(&spec.program)
         .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
@@ -338,6 +344,7 @@ mod tests {
             program: "/bin/sleep".into(),
             args: vec!["60".into()],
             log: dir.path().join("sleep.log"),
+            env: Vec::new(),
         })
         .unwrap();
         let pid = process.pid().unwrap();
@@ -357,6 +364,7 @@ mod tests {
             program: "/bin/false".into(),
             args: vec![],
             log: log.clone(),
+            env: Vec::new(),
         })
         .unwrap();
         let err = process

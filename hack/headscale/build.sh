@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Builds a real Headscale server (the overlay controller the SD-WAN backend's Headscale adapter
-# is tested against) from its Go module and caches it next to the envtest assets.
+# is tested against) and the Tailscale client its edges run (tailscaled in userspace
+# networking, and the tailscale CLI, at the version Headscale itself requires) from their Go
+# modules, and caches them next to the envtest assets.
 #
-#   hack/headscale/build.sh           build if missing, print the path of the binary
+#   hack/headscale/build.sh           build if missing, print the path of the headscale binary
 #   hack/headscale/build.sh --update  regenerate go.mod/go.sum after a version bump
 #
 # The module proxy serves github.com/juanfont/headscale only at exact versions (version lists
 # are refused, so `go install ...@latest` fails): the wrapper module in this folder requires
-# the pinned release and `go build` compiles its ./cmd/headscale. HEADSCALE_BIN, when set to
-# an executable, is used as it is.
+# the pinned release and `go build` compiles its ./cmd/headscale, and tailscale.com's
+# ./cmd/tailscaled and ./cmd/tailscale from the same module graph. HEADSCALE_BIN, when set to
+# an executable, is used as it is (tailscaled and tailscale are then looked for beside it).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,13 +35,15 @@ MOD
   (cd "$here" && go get "github.com/juanfont/headscale@${HEADSCALE_VERSION}")
   # go get records only the module itself; building ./cmd/headscale once with -mod=mod pins the
   # checksums of everything it imports (checked against the checksum database) in go.sum.
-  (cd "$here" && GOFLAGS=-mod=mod go build -o /dev/null github.com/juanfont/headscale/cmd/headscale)
+  for pkg in github.com/juanfont/headscale/cmd/headscale tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale; do
+    (cd "$here" && GOFLAGS=-mod=mod go build -o /dev/null "$pkg")
+  done
   log "module regenerated; commit hack/headscale/go.mod and go.sum"
   exit 0
 fi
 
 store="${XDG_DATA_HOME:-$HOME/.local/share}/kubebuilder-envtest/headscale/${HEADSCALE_VERSION#v}-linux-amd64"
-if [ -x "$store/headscale" ]; then
+if [ -x "$store/headscale" ] && [ -x "$store/tailscaled" ] && [ -x "$store/tailscale" ]; then
   log "cached in $store"
   echo "$store/headscale"
   exit 0
@@ -48,8 +53,10 @@ mkdir -p "$store"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
-log "building headscale ${HEADSCALE_VERSION} (a cold build takes about 100 s)"
-(cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/headscale" github.com/juanfont/headscale/cmd/headscale)
-mv "$work/headscale" "$store/headscale"
+log "building headscale ${HEADSCALE_VERSION}, tailscaled and tailscale (a cold build takes 3-6 minutes)"
+for cmd in github.com/juanfont/headscale/cmd/headscale tailscale.com/cmd/tailscaled tailscale.com/cmd/tailscale; do
+  (cd "$here" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$work/${cmd##*/}" "$cmd")
+done
+mv "$work/headscale" "$work/tailscaled" "$work/tailscale" "$store/"
 log "built in $(( $(date +%s) - start ))s into $store"
 echo "$store/headscale"

@@ -9,4 +9,5 @@ require (
 	github.com/mattn/go-isatty v0.0.22 // indirect
 	github.com/rs/zerolog v1.35.1 // indirect
 	golang.org/x/sys v0.46.0 // indirect
+	tailscale.com v1.101.0-pre // indirect
 )

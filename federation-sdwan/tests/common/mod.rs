@@ -43,9 +43,19 @@ pub struct Env {
 }
 
 impl Env {
-    /// Headscale with a node per member in `names` and the administrators' policy, and a hub
-    /// with the API key Secret.
+    /// Headscale with a client-less (offline) node per member in `names` and the
+    /// administrators' policy, and a hub with the API key Secret.
     pub async fn start(names: &[&str]) -> Self {
+        Self::start_with(names, false).await
+    }
+
+    /// As [`Self::start`], but every edge runs a real Tailscale client announcing its
+    /// member's prefixes: online nodes whose approved routes are served.
+    pub async fn start_online(names: &[&str]) -> Self {
+        Self::start_with(names, true).await
+    }
+
+    async fn start_with(names: &[&str], online: bool) -> Self {
         let (headscale, hub) = tokio::join!(
             Headscale::start(),
             ControlPlanes::builder()
@@ -55,8 +65,15 @@ impl Env {
         );
         let (headscale, hub) = (headscale.unwrap(), hub.unwrap());
         headscale.create_user(EDGE_USER).await.unwrap();
-        for name in names {
-            headscale.create_node(EDGE_USER, &edge(name)).await.unwrap();
+        for (name, n) in names.iter().zip(1u8..) {
+            if online {
+                headscale
+                    .join(EDGE_USER, &edge(name), &prefixes(n))
+                    .await
+                    .unwrap();
+            } else {
+                headscale.create_node(EDGE_USER, &edge(name)).await.unwrap();
+            }
         }
         let env_dir = tempfile::tempdir().unwrap();
         let policy_file = env_dir.path().join("policy.hujson");
