@@ -23,8 +23,9 @@ prism:
 	@hack/prism/install.sh >/dev/null
 
 ## The demo: a hub and 3 member control planes, the operator, a Skupper network converging.
-## DEMO_ARGS="--members 8 --measure-rest-secs 60" for a bigger network and at-rest figures.
-demo: assets
+## DEMO_ARGS="--members 8 --measure-rest-secs 60" for a bigger network and at-rest figures;
+## DEMO_ARGS="--sdwan headscale" runs the network over a real Headscale with Tailscale edges.
+demo: assets headscale
 	$(CARGO) build -q -p federation-operator
 	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" $(CARGO) run -q -p fednet-demo -- $(DEMO_ARGS)
 

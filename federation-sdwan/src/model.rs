@@ -95,6 +95,9 @@ pub struct AppPolicy {
     pub exporter: String,
     /// Consuming members (never the exporter itself), sorted.
     pub consumers: Vec<String>,
+    /// Whether the exporter is a consumer too (it serves the service locally, no policy
+    /// needed).
+    pub exporter_consumes: bool,
     /// Ports, sorted by port.
     pub ports: Vec<PolicyPort>,
     /// Traffic profile and SLA thresholds, as declared.
@@ -213,6 +216,7 @@ impl SdwanModel {
                     service_name: svc.service_name.clone(),
                     exporter: exporter.member.clone(),
                     consumers,
+                    exporter_consumes: svc.consumers.contains(&exporter.member),
                     ports,
                     sla: svc.sdwan.clone().unwrap_or_default(),
                 });

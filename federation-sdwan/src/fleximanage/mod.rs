@@ -43,6 +43,7 @@ use async_trait::async_trait;
 use federation_core::api::{LinkPhase, SdwanAdapter, TopologyKind};
 use federation_core::backend::{
     BackendError, Deletion, DesiredObject, Health, LinkHealth, Observed, ObservedObject, Operation,
+    ServiceHealth,
 };
 use federation_core::plan::NetworkRef;
 use reqwest::Method;
@@ -711,6 +712,7 @@ pub fn assess(model: &SdwanModel, observed: Option<&Observed>) -> Health {
         .filter(|o| o.owned)
         .filter_map(|o| Some((o.key.name.split_once(':')?.1.to_owned(), &o.body)))
         .collect();
+    let mut link_up: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
     for link in &model.overlay.links {
         let (Some(a), Some(b)) = (model.sites.get(&link.a), model.sites.get(&link.b)) else {
             continue;
@@ -744,6 +746,12 @@ pub fn assess(model: &SdwanModel, observed: Option<&Observed>) -> Health {
                 }
             }
         };
+        for m in [&link.a, &link.b] {
+            link_up
+                .entry(m.as_str())
+                .or_default()
+                .push(phase == LinkPhase::Up);
+        }
         for ns in &model.namespaces {
             health.links.push(LinkHealth {
                 dialer: link.a.clone(),
@@ -751,6 +759,28 @@ pub fn assess(model: &SdwanModel, observed: Option<&Observed>) -> Health {
                 namespace: ns.clone(),
                 phase,
                 message: Some(message.clone()),
+            });
+        }
+    }
+    // A consumer reaches an exporter over the overlay (through a hub when they are both
+    // spokes): ready when every tunnel of both ends is up.
+    let all_up = |m: &str| {
+        link_up
+            .get(m)
+            .is_some_and(|v| !v.is_empty() && v.iter().all(|u| *u))
+    };
+    for p in &model.policies {
+        if p.exporter_consumes {
+            health.services.push(crate::headscale::local_service(p));
+        }
+        for c in &p.consumers {
+            let ready = all_up(&p.exporter) && all_up(c);
+            health.services.push(ServiceHealth {
+                service: p.service.clone(),
+                consumer: c.clone(),
+                ready,
+                message: (!ready)
+                    .then(|| format!("tunnels of {} or {c} are not all up", p.exporter)),
             });
         }
     }

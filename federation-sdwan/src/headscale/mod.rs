@@ -447,6 +447,16 @@ fn describe(edge: &str, state: &EdgeState) -> Option<String> {
     }
 }
 
+/// The exporter consumes its own service locally: nothing crosses the overlay.
+pub(crate) fn local_service(p: &crate::model::AppPolicy) -> ServiceHealth {
+    ServiceHealth {
+        service: p.service.clone(),
+        consumer: p.exporter.clone(),
+        ready: true,
+        message: Some("served locally by the exporter".into()),
+    }
+}
+
 /// Health read off an observation (pure): edges online, last seen, routes approved and
 /// served, rules present. RTT and loss are unknown.
 pub fn assess(model: &SdwanModel, observed: Option<&Observed>) -> Health {
@@ -520,6 +530,9 @@ pub fn assess(model: &SdwanModel, observed: Option<&Observed>) -> Health {
         }
     }
     for p in &model.policies {
+        if p.exporter_consumes {
+            health.services.push(local_service(p));
+        }
         let id = format!("service/{}/{}", p.service, p.exporter);
         for c in &p.consumers {
             let mut problems = Vec::new();
