@@ -286,11 +286,12 @@ impl NetworkBackend for SdwanBackend {
         Ok(())
     }
 
-    fn waits_for_links(&self, _key: &ObjectKey) -> bool {
-        // Objects on the controller are edited in place (a topology change rewrites the
-        // rules in one write); what is deleted belongs to a member that left, whose links
-        // are gone from the plan already.
-        false
+    fn waits_for_links(&self, key: &ObjectKey) -> bool {
+        // A flexiManage tunnel that left the plan (the hub moved, say) goes only once every
+        // planned link is up: make before break. Headscale's rules are rewritten in place in
+        // one write, and what else is deleted (a route approval, a registry key) belongs to
+        // a member or service that left, which no remaining link depends on.
+        key.kind == fleximanage::TUNNEL
     }
 
     fn candidate_targets(&self, _member: &str) -> Vec<Target> {

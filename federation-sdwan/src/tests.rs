@@ -275,3 +275,104 @@ fn health_says_what_headscale_knows_and_that_rtt_and_loss_are_unknown() {
     assert_eq!(health.members_not_ready.len(), 3);
     assert!(health.links.is_empty());
 }
+
+fn flexi_net(topology: TopologySpec) -> federation_core::api::FederatedNetwork {
+    network(
+        "edge",
+        &["a", "b", "c"],
+        topology,
+        settings(SdwanAdapter::FlexiManage, URL, "key"),
+    )
+}
+
+fn tunnel_observed(net: &NetworkRef, a: &str, b: &str) -> ObservedObject {
+    ObservedObject {
+        key: keys::key(net, fleximanage::TUNNEL, &format!("{a}~{b}")),
+        body: json!({"a": a, "b": b, "cost": 1}),
+        owned: true,
+    }
+}
+
+fn creates(objects: &[federation_core::backend::DesiredObject]) -> Vec<serde_json::Value> {
+    objects
+        .iter()
+        .filter(|o| o.key.kind == fleximanage::CREATE_TUNNELS)
+        .map(|o| o.body.clone())
+        .collect()
+}
+
+#[test]
+fn flexi_a_fresh_mesh_is_one_request_and_a_gap_is_a_two_device_one() {
+    let plan = fixtures::plan(&flexi_net(full_mesh()), &members(&["a", "b", "c"]), &[]);
+    assert!(backend().validate(&plan).is_empty());
+    let model = SdwanModel::from_plan(&plan).unwrap();
+    let fresh = fleximanage::render(&plan.network, &model, None);
+    assert_eq!(
+        creates(&fresh),
+        [
+            json!({"topology": "fullMesh", "hub": null, "devices": ["edge-a", "edge-b", "edge-c"], "cost": 1})
+        ]
+    );
+    let observed = Observed::of(vec![
+        tunnel_observed(&plan.network, "edge-a", "edge-b"),
+        tunnel_observed(&plan.network, "edge-a", "edge-c"),
+    ]);
+    let partial = fleximanage::render(&plan.network, &model, Some(&observed));
+    assert_eq!(
+        creates(&partial),
+        [json!({"topology": "fullMesh", "hub": null, "devices": ["edge-b", "edge-c"], "cost": 1})]
+    );
+    let kept = partial
+        .iter()
+        .filter(|o| o.key.kind == fleximanage::TUNNEL)
+        .count();
+    assert_eq!(kept, 2, "existing tunnels are desired, so they are kept");
+}
+
+#[test]
+fn flexi_missing_spokes_of_a_hub_are_one_hub_and_spoke_request() {
+    let plan = fixtures::plan(
+        &flexi_net(hub_spoke(&["a"])),
+        &members(&["a", "b", "c"]),
+        &[],
+    );
+    let model = SdwanModel::from_plan(&plan).unwrap();
+    let fresh = fleximanage::render(&plan.network, &model, None);
+    assert_eq!(
+        creates(&fresh),
+        [
+            json!({"topology": "hubAndSpoke", "hub": "edge-a", "devices": ["edge-a", "edge-b", "edge-c"], "cost": 1})
+        ]
+    );
+}
+
+#[test]
+fn flexi_refuses_encryption_it_cannot_promise_and_honours_costs() {
+    let mut net = flexi_net(full_mesh());
+    if let Some(s) = net.spec.backend.sdwan.as_mut() {
+        s.encryption = true;
+    }
+    let plan = fixtures::plan(&net, &members(&["a", "b", "c"]), &[]);
+    let issues = backend().validate(&plan);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].field, "spec.backend.sdwan.encryption");
+    let costly = TopologySpec {
+        kind: federation_core::api::TopologyKind::Explicit,
+        default_cost: None,
+        hub_spoke: None,
+        explicit: Some(ExplicitSpec {
+            links: vec![ExplicitLink {
+                dialer: "a".into(),
+                acceptor: "b".into(),
+                cost: Some(5),
+            }],
+        }),
+    };
+    let plan = fixtures::plan(&flexi_net(costly), &members(&["a", "b", "c"]), &[]);
+    assert!(backend().validate(&plan).is_empty());
+    let model = SdwanModel::from_plan(&plan).unwrap();
+    assert_eq!(
+        creates(&fleximanage::render(&plan.network, &model, None)),
+        [json!({"topology": "fullMesh", "hub": null, "devices": ["edge-a", "edge-b"], "cost": 5})]
+    );
+}

@@ -217,22 +217,58 @@ async fn a_full_mesh_converges_grows_shrinks_and_tears_down_through_the_contract
 }
 
 #[tokio::test]
-async fn hub_and_spoke_is_one_apply_with_its_hub() {
+async fn hub_and_spoke_is_one_apply_with_its_hub_and_a_moved_hub_makes_before_it_breaks() {
     let env = Env::start().await;
     let net = env.net("star", &["a", "b", "c", "d"], hub_spoke(&["a"]));
     env.converge(&env.plan(&net)).await;
     assert_eq!(env.pairs(), [p("a", "b"), p("a", "c"), p("a", "d")]);
-    let s = env.flexi.state.lock().unwrap();
-    let applies: Vec<_> = s
-        .applies
-        .iter()
-        .filter(|a| a["method"] == "tunnels")
-        .collect();
-    assert_eq!(applies.len(), 1);
-    assert_eq!(applies[0]["meta"]["topology"], "hubAndSpoke");
-    let hub_id = s.devices.iter().find(|d| d["name"] == "edge-a").unwrap()["_id"].clone();
-    assert_eq!(applies[0]["meta"]["hub"], hub_id);
-    drop(s);
+    {
+        let s = env.flexi.state.lock().unwrap();
+        let applies: Vec<_> = s
+            .applies
+            .iter()
+            .filter(|a| a["method"] == "tunnels")
+            .collect();
+        assert_eq!(applies.len(), 1);
+        assert_eq!(applies[0]["meta"]["topology"], "hubAndSpoke");
+        let hub_id = s.devices.iter().find(|d| d["name"] == "edge-a").unwrap()["_id"].clone();
+        assert_eq!(applies[0]["meta"]["hub"], hub_id);
+    }
+
+    // The hub moves to b while d is offline: b's new tunnels are made, and a's old ones stay
+    // until every planned link is up (make before break).
+    env.flexi
+        .state
+        .lock()
+        .unwrap()
+        .set_connected("edge-d", false);
+    let mut net = net;
+    net.spec.topology = hub_spoke(&["b"]);
+    let plan = env.plan(&net);
+    env.pass(&plan).await;
+    let report = env.pass(&plan).await;
+    assert!(
+        report.targets[&env.target()].orphans_waiting > 0,
+        "{report:#?}"
+    );
+    assert_eq!(
+        env.pairs(),
+        [
+            p("a", "b"),
+            p("a", "c"),
+            p("a", "d"),
+            p("b", "c"),
+            p("b", "d")
+        ],
+        "old tunnels kept while b-d is not up"
+    );
+    env.flexi
+        .state
+        .lock()
+        .unwrap()
+        .set_connected("edge-d", true);
+    env.converge(&plan).await;
+    assert_eq!(env.pairs(), [p("a", "b"), p("b", "c"), p("b", "d")]);
     env.assert_contract_kept();
 }
 
