@@ -60,7 +60,7 @@ pub struct Headscale {
     ca_pem: String,
     ca_file: PathBuf,
     root: PathBuf,
-    /// The Tailscale clients of [`Self::join`]; killed before the server.
+    /// The Tailscale clients of [`Self::join`]; killed on drop.
     clients: Mutex<Vec<ManagedProcess>>,
     // Last: dropped after the process is killed.
     dir: Option<tempfile::TempDir>,
@@ -136,9 +136,17 @@ impl Headscale {
         &self.ca_pem
     }
 
-    /// The process, for diagnostics.
+    /// The server process, for diagnostics.
     pub fn info(&self) -> ProcessInfo {
         self.process.info()
+    }
+
+    /// The server and every client process.
+    pub fn processes(&self) -> Vec<ProcessInfo> {
+        let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        std::iter::once(self.process.info())
+            .chain(clients.iter().map(ManagedProcess::info))
+            .collect()
     }
 
     /// Runs the `headscale` CLI against this server (over its local socket) and returns
