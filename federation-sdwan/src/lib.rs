@@ -153,6 +153,50 @@ pub fn capabilities() -> Capabilities {
     }
 }
 
+/// The objects of a plan given what was observed, without a backend instance (pure): what
+/// `fedctl plan` shows. Only the adapters' renderings, which need no connection.
+pub fn render(
+    plan: &NetworkPlan,
+    observed: &BTreeMap<Target, Observed>,
+) -> Result<DesiredState, BackendError> {
+    let mut desired = DesiredState::default();
+    let (Some(target), Some(settings)) = (controller_target(plan), plan.backend.sdwan.as_ref())
+    else {
+        return Ok(desired);
+    };
+    let model = SdwanBackend::model(plan)?;
+    let objects = match settings.adapter {
+        SdwanAdapter::Headscale => {
+            headscale::HeadscaleAdapter.render(&plan.network, &model, observed.get(&target))
+        }
+        SdwanAdapter::FlexiManage => {
+            fleximanage::render(&plan.network, &model, observed.get(&target))
+        }
+    };
+    desired.targets.insert(target, objects);
+    render_registry(plan, &model, observed, &mut desired);
+    Ok(desired)
+}
+
+/// The registry's objects, when the network names a registry.
+fn render_registry(
+    plan: &NetworkPlan,
+    model: &SdwanModel,
+    observed: &BTreeMap<Target, Observed>,
+    desired: &mut DesiredState,
+) {
+    if let Some(r) = plan
+        .backend
+        .sdwan
+        .as_ref()
+        .and_then(|s| s.service_registry.as_ref())
+    {
+        let target = registry::target(r);
+        let objects = registry::render(&plan.network, model, observed.get(&target));
+        desired.targets.insert(target, objects);
+    }
+}
+
 /// The controller target of a plan, if it has SD-WAN settings.
 pub fn controller_target(plan: &NetworkPlan) -> Option<Target> {
     plan.backend
@@ -234,11 +278,7 @@ impl NetworkBackend for SdwanBackend {
         let model = Self::model(plan)?;
         let objects = adapter.render(&plan.network, &model, observed.get(&target));
         desired.targets.insert(target, objects);
-        if let Some(r) = settings.service_registry.as_ref() {
-            let target = registry::target(r);
-            let objects = registry::render(&plan.network, &model, observed.get(&target));
-            desired.targets.insert(target, objects);
-        }
+        render_registry(plan, &model, observed, &mut desired);
         Ok(desired)
     }
 
