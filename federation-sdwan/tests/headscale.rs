@@ -434,3 +434,49 @@ fn failure(report: &federation_core::engine::ReconcileReport, target: &Target) -
         other => panic!("expected a failure, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_controller_crash_at_any_moment_of_a_pass_leaves_no_duplicate_and_loses_nothing() {
+    let env = Env::start(&["a", "b", "c"]).await;
+    let recorded = BTreeSet::from([env.target()]);
+    // The crash lands wherever the pass is after `delay`: inside a read-modify-write of the
+    // policy, between recording an approval and making it, or after the pass.
+    for (round, delay_ms) in [40u64, 120, 250, 400, 700].into_iter().enumerate() {
+        let name = format!("anytime-{round}");
+        let net = env.network(&name, &["a", "b", "c"], full_mesh()).await;
+        let plan = env.plan(&net, &[service("web", &name, "b", 8080)]);
+        let headscale = env.headscale.clone();
+        let crash = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+            headscale.kill().await.unwrap();
+        });
+        let _ = env.engine.reconcile(&plan, &recorded).await;
+        crash.await.unwrap();
+        env.headscale.restart().await.unwrap();
+        env.converge(&plan).await;
+
+        let policy = env.policy().await;
+        assert_eq!(policy.matches("// fednet:begin ").count(), 1, "{policy}");
+        assert_eq!(policy.matches("// fednet:end ").count(), 1, "{policy}");
+        assert_eq!(rules_of(&policy, &name).len(), 4, "{policy}");
+        for edge in ["edge-a", "edge-b", "edge-c"] {
+            assert_eq!(
+                policy.matches(&format!("// fednet:route {edge} ")).count(),
+                1,
+                "{policy}"
+            );
+        }
+        let approved = env.approved().await;
+        for (i, m) in ["a", "b", "c"].iter().enumerate() {
+            assert_eq!(
+                approved[&format!("edge-{m}")],
+                routes(&[i as u8 + 1]),
+                "round {round}"
+            );
+        }
+        let teardown = env.engine.teardown(&plan.network, &recorded).await;
+        assert!(teardown.is_complete(), "{teardown:#?}");
+        assert_eq!(env.policy().await, ADMIN_POLICY, "round {round}");
+        assert!(env.approved().await.values().all(Vec::is_empty));
+    }
+}
