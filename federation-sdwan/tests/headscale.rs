@@ -480,3 +480,87 @@ async fn a_controller_crash_at_any_moment_of_a_pass_leaves_no_duplicate_and_lose
         assert!(env.approved().await.values().all(Vec::is_empty));
     }
 }
+
+/// Reaches one controller with a fixed key (no hub).
+struct FixedAccess(federation_sdwan::access::ControllerAccess);
+
+#[async_trait]
+impl federation_sdwan::access::AccessResolver for FixedAccess {
+    async fn access(
+        &self,
+        _: &NetworkRef,
+    ) -> Result<federation_sdwan::access::ControllerAccess, BackendError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_controller_without_a_policy_is_not_given_one() {
+    // Without a policy Headscale lets every node reach every other; a policy holding only
+    // fednet's rules would cut everything else, so fednet refuses to write the first one.
+    let headscale = Headscale::start().await.unwrap();
+    headscale.create_user("edges").await.unwrap();
+    for m in ["a", "b"] {
+        headscale
+            .create_node("edges", &format!("edge-{m}"))
+            .await
+            .unwrap();
+    }
+    let access = federation_sdwan::access::ControllerAccess {
+        adapter: federation_core::api::SdwanAdapter::Headscale,
+        url: headscale.url().to_owned(),
+        token: federation_sdwan::access::Token::new(headscale.create_api_key().await.unwrap()),
+        ca_bundle: Some(headscale.ca_pem().to_owned()),
+        organization: None,
+        service_registry: None,
+    };
+    let engine = Engine::new(
+        Arc::new(federation_sdwan::SdwanBackend::new(Arc::new(FixedAccess(
+            access,
+        )))),
+        Env::engine_config(),
+    );
+    let mut s = federation_sdwan::fixtures::settings(
+        federation_core::api::SdwanAdapter::Headscale,
+        headscale.url(),
+        "unused",
+    );
+    s.ca_bundle = Some(headscale.ca_pem().to_owned());
+    let net = federation_sdwan::fixtures::network("bare", &["a", "b"], full_mesh(), s);
+    let plan = federation_sdwan::fixtures::plan(
+        &net,
+        &federation_sdwan::fixtures::members(&["a", "b"]),
+        &[],
+    );
+    let target = Target::Controller(headscale.url().to_owned());
+    let report = engine
+        .reconcile(&plan, &BTreeSet::from([target.clone()]))
+        .await;
+    let rejected = &report.targets[&target].rejected;
+    assert_eq!(
+        rejected.len(),
+        3,
+        "the rules and both approvals: {report:#?}"
+    );
+    assert!(
+        rejected
+            .iter()
+            .all(|r| r.error.contains("has no ACL policy")),
+        "{rejected:#?}"
+    );
+    let policy = headscale.cli(&["policy", "get"]).await;
+    assert!(policy.is_err(), "still no policy: {policy:?}");
+    let nodes: Vec<serde_json::Value> = serde_json::from_str(
+        &headscale
+            .cli(&["nodes", "list", "-o", "json"])
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["approved_routes"].as_array().is_none_or(Vec::is_empty)),
+        "nothing approved: {nodes:#?}"
+    );
+}
