@@ -21,7 +21,7 @@ pub struct Answer {
     pub location: Option<String>,
 }
 
-/// One call. A 429 is waited out once (within [`MAX_RETRY_AFTER`]) and then returned as a
+/// One call. A 429 is waited out once (within 2 s) and then returned as a
 /// retryable error, never as a failure of the object.
 pub async fn call(
     conn: &Connection,
@@ -107,7 +107,7 @@ fn classify(conn: &Connection, path: &str, status: StatusCode, message: &str) ->
     }
 }
 
-/// How the jobs of one apply ended (as far as they got within [`JOB_WAIT`]).
+/// How the jobs of one apply ended (as far as they got within the 6 s an apply waits).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct JobsOutcome {
     /// Jobs still queued or running: left to later passes.
@@ -137,7 +137,7 @@ pub fn job_ids(answer: &Answer) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Polls each job (`GET /jobs/{id}`) with backoff until it ends or [`JOB_WAIT`] passes.
+/// Polls each job (`GET /jobs/{id}`) with backoff until it ends or 6 s pass.
 pub async fn wait_for_jobs(conn: &Connection, ids: &[String]) -> Result<JobsOutcome, BackendError> {
     let mut outcome = JobsOutcome::default();
     let deadline = tokio::time::Instant::now() + JOB_WAIT;
