@@ -7,13 +7,12 @@
 //! tests use (`federation_tests::operator_env`); this file only drives and prints it.
 
 mod report;
-mod sdwan;
 
 use anyhow::Context as _;
 use clap::Parser;
 use federation_core::api::{ConditionExt, READY};
 use federation_tests::operator_env::metrics::{operator_requests_on, parse};
-use federation_tests::operator_env::{FedEnv, OperatorOptions, OperatorProcess};
+use federation_tests::operator_env::{FedEnv, OperatorOptions, OperatorProcess, sdwan};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 

@@ -1,14 +1,15 @@
-//! `--sdwan headscale`: the same network over the SD-WAN backend. A real Headscale runs on
-//! loopback with one real Tailscale client (userspace networking) per member as its edge,
-//! announcing the member's pod and service CIDRs; the operator approves those routes and
-//! writes the hub-and-spoke overlay and the shared service as ACL rules.
+//! The environment's network over the SD-WAN backend (`tests/tests/operator_sdwan.rs` and
+//! `fednet-demo --sdwan headscale`). A real Headscale runs on loopback with one real
+//! Tailscale client (userspace networking) per member as its edge, announcing the member's
+//! pod and service CIDRs; the operator approves those routes and writes the hub-and-spoke
+//! overlay and the shared service as ACL rules.
 
+use super::{
+    APP_NAMESPACE, EXPORTER, FedEnv, HUB_NAMESPACE, NETWORK, SERVICE, TOPOLOGY_HUB, apply_json,
+};
 use anyhow::Context as _;
 use federation_core::api::MemberCluster;
 use federation_testkit::Headscale;
-use federation_tests::operator_env::{
-    APP_NAMESPACE, EXPORTER, FedEnv, HUB_NAMESPACE, NETWORK, SERVICE, TOPOLOGY_HUB, apply_json,
-};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -16,9 +17,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 const USER: &str = "edges";
-const TOKEN_SECRET: &str = "headscale-token";
+/// The Secret on the hub (in the operator's kubeconfig namespace) holding the API key.
+pub const TOKEN_SECRET: &str = "headscale-token";
 /// A rule of the tailnet's administrators, which fednet must leave alone.
-const ADMIN_POLICY: &str = r#"// The tailnet administrators' policy.
+pub const ADMIN_POLICY: &str = r#"// The tailnet administrators' policy.
 {
   "acls": [
     {"action": "accept", "src": ["192.168.50.0/24"], "dst": ["192.168.60.10/32:22"]},
@@ -26,7 +28,8 @@ const ADMIN_POLICY: &str = r#"// The tailnet administrators' policy.
 }
 "#;
 
-fn edge(member: &str) -> String {
+/// The edge node of a member.
+pub fn edge(member: &str) -> String {
     format!("edge-{member}")
 }
 
