@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all assets submariner-assets tools demo test test-scale unit lint fmt crds chart-crds bench example
+.PHONY: all assets submariner-assets tools headscale prism demo test test-scale unit lint fmt crds chart-crds bench example
 
 all: lint test
 
@@ -19,17 +19,28 @@ submariner-assets:
 tools:
 	@hack/tools.sh >/dev/null
 
+## Build (or reuse) the Headscale server the SD-WAN backend's tests run (about 100 s cold).
+headscale:
+	@hack/headscale/build.sh >/dev/null
+
+## Install (or reuse) Prism, the OpenAPI-validating proxy of the flexiManage contract tests.
+prism:
+	@hack/prism/install.sh >/dev/null
+
 ## The demo: a hub and 3 member control planes, the operator, a Skupper network converging.
 ## DEMO_ARGS="--members 8 --measure-rest-secs 60" for a bigger network and at-rest figures;
 ## DEMO_ARGS="--backend submariner" for a Submariner network with the real Submariner operator
-## and Lighthouse agents (root; builds them on first use).
+## and Lighthouse agents (root; builds them on first use);
+## DEMO_ARGS="--sdwan headscale" runs the network over a real Headscale with Tailscale edges
+## (built on first use).
 demo: assets
+	@if [[ "$(DEMO_ARGS)" == *--sdwan* ]]; then hack/headscale/build.sh >/dev/null; fi
 	$(CARGO) build -q -p federation-operator
 	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" $(CARGO) run -q -p fednet-demo -- $(DEMO_ARGS)
 
 ## Every test: unit, property, mocked and real control planes. The operator tests run its
 ## binary, built first (they would build it themselves otherwise).
-test: assets submariner-assets tools
+test: assets submariner-assets tools headscale prism
 	$(CARGO) build -q -p federation-operator
 	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" SUBMARINER_ASSETS="$$(hack/submariner/assets.sh 2>/dev/null)" $(CARGO) test --workspace --all-targets
 

@@ -89,6 +89,7 @@ pub fn service(name: &str, network: &str, exporter: &str) -> FederatedService {
                 port: 8080,
                 target_port: None,
             }],
+            sdwan: None,
         },
     );
     svc.metadata.namespace = Some("fednet-system".into());

@@ -48,14 +48,19 @@ impl Assets {
 ///
 /// Returns `None` only when neither `XDG_DATA_HOME` nor `HOME` is set.
 pub fn envtest_store_dir() -> Option<PathBuf> {
-    let data_home = non_empty_env("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| non_empty_env("HOME").map(|home| Path::new(&home).join(".local/share")))?;
+    let data_home = data_home()?;
     Some(
         data_home
             .join("kubebuilder-envtest/k8s")
             .join(format!("{KUBERNETES_VERSION}-linux-amd64")),
     )
+}
+
+/// `XDG_DATA_HOME`, else `$HOME/.local/share`.
+pub(crate) fn data_home() -> Option<PathBuf> {
+    non_empty_env("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| non_empty_env("HOME").map(|home| Path::new(&home).join(".local/share")))
 }
 
 fn resolve(binary: &'static str, env_var: &'static str) -> Result<PathBuf> {

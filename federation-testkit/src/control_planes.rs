@@ -453,6 +453,7 @@ async fn start_apiserver_on(
         program: assets.kube_apiserver.clone(),
         args,
         log,
+        env: Vec::new(),
     })?;
     let kubeconfig_path = cluster_dir.join("kubeconfig.yaml");
     let kubeconfig = admin_kubeconfig(

@@ -25,6 +25,25 @@ pub enum Error {
         searched: Vec<PathBuf>,
     },
 
+    /// The Headscale binary was not found.
+    #[error(
+        "headscale not found at {}; set HEADSCALE_BIN or run hack/headscale/build.sh to build it",
+        searched.display()
+    )]
+    HeadscaleNotFound {
+        /// Where it was looked for.
+        searched: PathBuf,
+    },
+
+    /// A command-line tool of a server the kit runs failed.
+    #[error("{command}: {detail}")]
+    Command {
+        /// The command, without secrets.
+        command: String,
+        /// What it said.
+        detail: String,
+    },
+
     /// A file system or socket operation failed.
     #[error("could not {action} {}: {source}", path.display())]
     Io {

@@ -84,6 +84,7 @@ impl Etcd {
             program: binary.to_owned(),
             args,
             log,
+            env: Vec::new(),
         })?;
         process
             .wait_ready("GET /health", timeout, || health(client_port))
@@ -129,5 +130,44 @@ async fn health(port: u16) -> std::result::Result<(), String> {
         Ok(())
     } else {
         Err(format!("unhealthy: {}", text.replace("\r\n", " ")))
+    }
+}
+
+/// A standalone etcd on loopback for tests that use etcd itself (not through an API server),
+/// such as a service registry. Dropping it kills the process and removes its data.
+#[derive(Debug)]
+pub struct EtcdServer {
+    etcd: Etcd,
+    // Last: removed after the process is killed.
+    _dir: tempfile::TempDir,
+}
+
+impl EtcdServer {
+    /// Starts etcd (the binary [`crate::Assets`] finds) and waits for `/health`.
+    pub async fn start() -> Result<Self> {
+        let assets = crate::Assets::from_env()?;
+        let dir = tempfile::Builder::new()
+            .prefix("fednet-etcd-")
+            .tempdir()
+            .map_err(|e| Error::io("create temp folder", Path::new("/tmp"), e))?;
+        let etcd = Etcd::start(
+            &assets.etcd,
+            "etcd",
+            dir.path(),
+            Duration::from_secs(30),
+            &Ports::default(),
+        )
+        .await?;
+        Ok(Self { etcd, _dir: dir })
+    }
+
+    /// `http://127.0.0.1:<port>`: etcd's client URL (gRPC and its JSON gateway under `/v3`).
+    pub fn client_url(&self) -> &str {
+        self.etcd.client_url()
+    }
+
+    /// The process, for diagnostics.
+    pub fn info(&self) -> ProcessInfo {
+        self.etcd.info()
     }
 }

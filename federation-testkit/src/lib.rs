@@ -52,6 +52,8 @@ mod crds;
 pub mod doubles;
 mod error;
 mod etcd;
+pub use etcd::EtcdServer;
+mod headscale;
 #[cfg(feature = "k3s")]
 mod k3s;
 mod kubeconfig;
@@ -72,4 +74,5 @@ pub use crds::{
     ENV_UPSTREAM_CRDS, Upstream, load_crds, parse_crds, upstream_crds, upstream_crds_dir,
 };
 pub use error::{Error, Result};
+pub use headscale::{ENV_HEADSCALE_BIN, HEADSCALE_VERSION, Headscale, headscale_binary};
 pub use process::{ProcessInfo, ProcessRole, process_exists, resident_memory_kib};

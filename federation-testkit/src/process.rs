@@ -26,6 +26,10 @@ pub enum ProcessRole {
     Etcd,
     /// A kube-apiserver.
     KubeApiserver,
+    /// A Headscale server (the SD-WAN backend's overlay controller).
+    Headscale,
+    /// A Tailscale client (an edge node of a Headscale tailnet).
+    Tailscaled,
 }
 
 impl fmt::Display for ProcessRole {
@@ -33,6 +37,8 @@ impl fmt::Display for ProcessRole {
         f.write_str(match self {
             Self::Etcd => "etcd",
             Self::KubeApiserver => "kube-apiserver",
+            Self::Headscale => "headscale",
+            Self::Tailscaled => "tailscaled",
         })
     }
 }
@@ -74,6 +80,8 @@ pub(crate) struct ProcessSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub log: PathBuf,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
 }
 
 /// A child process the kit owns. Dropping it kills and reaps the child.
@@ -279,6 +287,7 @@ fn spawn_child(spec: &ProcessSpec) -> Result<Child> {
     tracing::debug!(name = %spec.name, program = %spec.program.display(), args = ?spec.args, "starting");
     Command::new(&spec.program)
         .args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err))
@@ -335,6 +344,7 @@ mod tests {
             program: "/bin/sleep".into(),
             args: vec!["60".into()],
             log: dir.path().join("sleep.log"),
+            env: Vec::new(),
         })
         .unwrap();
         let pid = process.pid().unwrap();
@@ -354,6 +364,7 @@ mod tests {
             program: "/bin/false".into(),
             args: vec![],
             log: log.clone(),
+            env: Vec::new(),
         })
         .unwrap();
         let err = process

@@ -24,6 +24,8 @@ use federation_core::controller::{
     Context, ControllerError, Timing, error_policy, reconcile_member, reconcile_network,
 };
 use federation_core::engine::{Engine, EngineConfig};
+use federation_sdwan::SdwanBackend;
+use federation_sdwan::access::HubAccessResolver;
 use federation_skupper::SkupperBackend;
 use federation_submariner::SubmarinerBackend;
 use futures::StreamExt;
@@ -95,6 +97,13 @@ pub fn core_context(
         (
             BackendKind::Submariner,
             engine(Arc::new(SubmarinerBackend::new(registry.clone()))),
+        ),
+        // SD-WAN networks reach their controller with the token in their Secret on the hub.
+        (
+            BackendKind::SdWan,
+            engine(Arc::new(SdwanBackend::new(Arc::new(
+                HubAccessResolver::new(hub.clone()),
+            )))),
         ),
     ]);
     let mut ctx = Context::new(hub.clone(), registry, engines);

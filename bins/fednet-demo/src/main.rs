@@ -13,7 +13,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use federation_core::api::{ConditionExt, READY};
 use federation_tests::operator_env::metrics::{operator_requests_on, parse};
-use federation_tests::operator_env::{FedEnv, OperatorOptions, OperatorProcess};
+use federation_tests::operator_env::{FedEnv, OperatorOptions, OperatorProcess, sdwan};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,17 @@ struct Args {
     /// Submariner operator and Lighthouse agents (needs root; `--members` is ignored).
     #[arg(long, default_value = "skupper", value_parser = ["skupper", "submariner"])]
     backend: String,
+    /// Run the network over an SD-WAN controller instead of Skupper: `headscale` starts a real
+    /// Headscale with a real Tailscale client per member as its edge.
+    #[arg(long, value_enum)]
+    sdwan: Option<SdwanDemo>,
+}
+
+/// The SD-WAN controllers the demo can run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum SdwanDemo {
+    /// A real Headscale v0.29.2 (hack/headscale/build.sh) on loopback.
+    Headscale,
 }
 
 #[tokio::main]
@@ -62,7 +73,10 @@ async fn main() -> ExitCode {
 }
 
 async fn demo(args: &Args) -> anyhow::Result<()> {
-    report::banner(usize::from(args.members));
+    match args.sdwan {
+        Some(SdwanDemo::Headscale) => report::banner_sdwan(usize::from(args.members)),
+        None => report::banner(usize::from(args.members)),
+    }
     let started = Instant::now();
     let mut env = FedEnv::start(usize::from(args.members))
         .await
@@ -72,7 +86,23 @@ async fn demo(args: &Args) -> anyhow::Result<()> {
         args.members,
         started.elapsed().as_secs_f64()
     );
-    env.start_double();
+    // The Skupper stand-in is not needed when the network runs over an SD-WAN controller.
+    let headscale = match args.sdwan {
+        Some(SdwanDemo::Headscale) => {
+            let started = Instant::now();
+            let h = sdwan::prepare(&env).await?;
+            println!(
+                "started Headscale ({}) and a Tailscale edge per member in {:.1} s; MemberClusters name their edges",
+                h.url(),
+                started.elapsed().as_secs_f64()
+            );
+            Some(h)
+        }
+        None => {
+            env.start_double();
+            None
+        }
+    };
     let logs = tempfile::tempdir()?;
     let options = OperatorOptions {
         identity: "demo".to_owned(),
@@ -93,7 +123,10 @@ async fn demo(args: &Args) -> anyhow::Result<()> {
     let hub_before = parse(&operator.metrics().await?);
     let members_before = member_requests(&env).await?;
     let applied = Instant::now();
-    env.apply_network().await?;
+    match &headscale {
+        Some(h) => sdwan::apply_network(&env, h).await?,
+        None => env.apply_network().await?,
+    }
     let timeout = Duration::from_secs(args.timeout_secs);
     let waited = env
         .wait_network("Ready", timeout, |n| {
@@ -111,6 +144,9 @@ async fn demo(args: &Args) -> anyhow::Result<()> {
     };
     let to_ready = applied.elapsed();
     report::converged_state(&env, &net).await?;
+    if let Some(h) = &headscale {
+        sdwan::print_controller(h).await?;
+    }
     let hub_after = parse(&operator.metrics().await?);
     let members_after = member_requests(&env).await?;
     report::convergence_figures(
@@ -129,7 +165,10 @@ async fn demo(args: &Args) -> anyhow::Result<()> {
         )
         .await?;
     }
-    report::simulated_and_real();
+    match args.sdwan {
+        Some(SdwanDemo::Headscale) => report::simulated_and_real_sdwan(),
+        None => report::simulated_and_real(),
+    }
     let code = operator.terminate(Duration::from_secs(30)).await?;
     let code = code.map_or_else(|| "killed by a signal".to_owned(), |c| c.to_string());
     println!("operator stopped on SIGTERM (exit code {code}); tearing the clusters down");

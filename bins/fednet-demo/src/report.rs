@@ -24,6 +24,43 @@ pub fn banner(members: usize) {
     println!("Certificates.\n");
 }
 
+/// The banner of `--sdwan headscale`.
+pub fn banner_sdwan(members: usize) {
+    println!(
+        "fednet demo: a hub and {members} member clusters, connected by a Headscale overlay\n"
+    );
+    println!(
+        "What is real: every cluster is a real kube-apiserver (v1.37) with etcd; the operator is"
+    );
+    println!(
+        "the real binary; the SD-WAN controller is a real Headscale v0.29.2 on loopback and each"
+    );
+    println!(
+        "member's edge is a real Tailscale client (tailscaled, userspace networking) announcing"
+    );
+    println!(
+        "the member's pod and service CIDRs. fednet approves those routes and writes the overlay"
+    );
+    println!("and the shared service as ACL rules in its own block of the administrators' policy.");
+    println!("What is not here: no pods and no traffic through the overlay (no DERP relay runs);");
+    println!("'Up' is what Headscale reports (edge online, routes approved and served).\n");
+}
+
+/// What `--sdwan headscale` simulates, and how to run it for real.
+pub fn simulated_and_real_sdwan() {
+    println!("\n== Simulated here, and how to run on a real tailnet ==");
+    println!(
+        "  Simulated: nothing on the controller side; the clusters have no nodes and no traffic"
+    );
+    println!("  crosses the overlay. On a real setup:");
+    println!("   1. run Headscale with `policy.mode: database` and an ACL policy of your own;");
+    println!("   2. in each member, run a Tailscale subnet router announcing the member's CIDRs");
+    println!("      (`tailscale up --advertise-routes=...`) and name it in the MemberCluster's");
+    println!("      spec.network.sdwanEdge, with spec.network.podCidrs/serviceCidrs;");
+    println!("   3. put a Headscale API key in a Secret the operator can read (its kubeconfig");
+    println!("      namespace) and apply a FederatedNetwork with backend.type SdWan (see README).");
+}
+
 /// Objects per cluster, network status, service status.
 pub async fn converged_state(env: &FedEnv, net: &FederatedNetwork) -> anyhow::Result<()> {
     println!(

@@ -167,18 +167,80 @@ pub struct SubmarinerSettings {
     pub nat_t_port: Option<u16>,
 }
 
-/// SD-WAN controller settings of a network.
+/// SD-WAN controller settings of a network. Each member's edge (the device or node that
+/// fronts it in the controller) is `MemberCluster.spec.network.sdwanEdge`.
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct SdwanSettings {
+    /// Which controller the URL points at (its REST dialect).
+    #[serde(default)]
+    pub adapter: SdwanAdapter,
     /// Base URL of the controller's REST API (https only).
     #[schemars(regex(pattern = r"^https://"))]
     pub controller_url: String,
     /// Secret on the hub holding the controller's API token.
     pub credentials_secret_ref: super::SecretKeyRef,
+    /// PEM bundle of the CAs that sign the controller's serving certificate, for a
+    /// controller whose certificate the system's roots do not cover. Verification is never
+    /// switched off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub ca_bundle: Option<String>,
+    /// Organisation the network's devices belong to (flexiManage `?org=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub organization: Option<String>,
     /// Require encrypted tunnels.
     #[serde(default)]
     pub encryption: bool,
+    /// Publish the network's shared services to a CN-WAN service registry in etcd, where
+    /// SD-WAN policy tools map their traffic profiles to policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_registry: Option<ServiceRegistrySettings>,
+}
+
+/// A CN-WAN service registry in etcd (`<prefix>/namespaces/<ns>/services/<svc>/endpoints/<ep>`).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceRegistrySettings {
+    /// etcd client URL. Plain `http://` only on loopback (an etcd beside the operator);
+    /// TLS to etcd is not supported yet, so other URLs are refused.
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub etcd_url: String,
+    /// Key prefix of the registry (`/service-registry` when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^/[^\s]*[^/]$"))]
+    pub prefix: Option<String>,
+}
+
+impl ServiceRegistrySettings {
+    /// The key prefix, defaulted.
+    pub fn prefix_or_default(&self) -> &str {
+        self.prefix.as_deref().unwrap_or("/service-registry")
+    }
+}
+
+/// The SD-WAN controllers fednet has an adapter for.
+#[derive(
+    schemars::JsonSchema,
+    Serialize,
+    Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+)]
+pub enum SdwanAdapter {
+    /// Headscale (`/api/v1`): nodes, route approval and the ACL policy (database mode).
+    #[default]
+    Headscale,
+    /// flexiManage (`/api`): devices, path labels, tunnels and their jobs.
+    FlexiManage,
 }
 
 /// Which member clusters belong to a network: by name, by label selector, or both (union).

@@ -44,6 +44,38 @@ pub struct FederatedServiceSpec {
     #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.port == p.port))").message("ports must be unique"))]
     #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))").message("port names must be unique"))]
     pub ports: Vec<ServicePort>,
+    /// Application policy for SD-WAN networks: traffic profile and SLA thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdwan: Option<ServiceSdwanPolicy>,
+}
+
+/// How an SD-WAN should carry a shared service (after MEF W70.2 application flows).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSdwanPolicy {
+    /// Traffic profile SD-WAN policy tools map to a path policy (`standard`, `video`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub traffic_profile: Option<String>,
+    /// Largest one-way delay the service tolerates, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_delay_ms: Option<u32>,
+    /// Largest jitter the service tolerates, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_jitter_ms: Option<u32>,
+    /// Largest packet loss the service tolerates, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 100))]
+    pub max_loss_percent: Option<u8>,
+}
+
+impl ServiceSdwanPolicy {
+    /// Whether any SLA threshold is set.
+    pub fn has_sla(&self) -> bool {
+        self.max_delay_ms.is_some()
+            || self.max_jitter_ms.is_some()
+            || self.max_loss_percent.is_some()
+    }
 }
 
 /// One member that runs the service's workload.

@@ -86,6 +86,11 @@ pub struct MemberNetwork {
     /// Addresses or host names at which this cluster's gateways can be reached from others.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gateway_hints: Vec<String>,
+    /// This cluster's edge in an SD-WAN controller: the device (flexiManage) or node
+    /// (Headscale) behind which its pod and service CIDRs sit. Needed by SD-WAN networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub sdwan_edge: Option<String>,
 }
 
 /// Observed state of a member cluster.

@@ -39,6 +39,9 @@ pub struct ServicePlan {
     pub consumers: Arc<[String]>,
     /// Ports.
     pub ports: Vec<PortPlan>,
+    /// SD-WAN application policy (traffic profile, SLA thresholds), as declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sdwan: Option<crate::api::ServiceSdwanPolicy>,
     /// References the service makes that cannot be served (an exporter or consumer that is
     /// not a member): left out, served to the rest, and named in the service's status.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -215,6 +218,7 @@ fn plan_service(
         exporters,
         consumers,
         ports,
+        sdwan: s.sdwan.clone(),
         problems,
     })
 }

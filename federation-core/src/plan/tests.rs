@@ -235,6 +235,7 @@ fn overlapping_cidrs_are_found() {
             pod_cidrs: vec![pod.into()],
             service_cidrs: vec![svc.into()],
             gateway_hints: vec![],
+            sdwan_edge: None,
         });
     }
     let plan = plan(input(&net, &mcs, &[], &BTreeSet::new())).unwrap();

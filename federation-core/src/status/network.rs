@@ -146,7 +146,13 @@ pub fn network_status(
                         }
                     }
                 },
-                None => (MemberPhase::Pending, None),
+                // No target of its own (an SD-WAN member lives in its controller): what the
+                // backend read about it says, once every target converged.
+                None => match report.health.members_not_ready.get(&m.name) {
+                    Some(why) => (MemberPhase::Pending, Some(why.clone())),
+                    None if report.is_converged() => (MemberPhase::Ready, None),
+                    None => (MemberPhase::Pending, None),
+                },
             };
             members.push(MemberState {
                 name: m.name.clone(),
@@ -217,9 +223,20 @@ pub fn network_status(
         .count();
     status.links_summary = Some(format!("{up}/{}", status.links.len()));
 
+    // A member target's error is in its member's state; a target that is no member (an
+    // SD-WAN controller) has no such place, so its error goes with its name.
     let mut failing: Vec<String> = report
         .failing_targets()
-        .map(|(t, _)| t.to_string())
+        .map(|(t, r)| match (&r.outcome, t.member()) {
+            (TargetOutcome::Failed { error }, None) => {
+                let name = t.to_string();
+                let why = error
+                    .strip_prefix(&name)
+                    .map_or(error.as_str(), |e| e.trim_start_matches(": "));
+                format!("{name} ({why})")
+            }
+            _ => t.to_string(),
+        })
         .collect();
     if let Some(plan) = plan {
         failing.extend(

@@ -158,3 +158,47 @@ fn service_status_per_consumer() {
         "NetworkNotReady"
     );
 }
+
+#[test]
+fn members_without_a_target_of_their_own_take_what_the_backend_read() {
+    let plan = plan_of(&network("net", &["a", "b"], full_mesh()), &["a", "b"], &[]);
+    // One controller target, as an SD-WAN backend has.
+    let mut report = converged_report(&plan);
+    report.targets = [(
+        Target::Controller("https://controller".into()),
+        TargetReport::new(TargetOutcome::Converged, false),
+    )]
+    .into();
+    report
+        .health
+        .members_not_ready
+        .insert("b".into(), "edge node edge-b is offline".into());
+    let status = network_status(None, Some(1), Some(&plan), Ok(&report), at(100));
+    let phase = |name: &str| status.members.iter().find(|m| m.name == name).unwrap();
+    assert_eq!(phase("a").phase, MemberPhase::Ready);
+    assert_eq!(phase("b").phase, MemberPhase::Pending);
+    assert_eq!(
+        phase("b").message.as_deref(),
+        Some("edge node edge-b is offline")
+    );
+
+    report.targets = [(
+        Target::Controller("https://controller".into()),
+        TargetReport::new(
+            TargetOutcome::Changed {
+                applied: 1,
+                deleted: 0,
+            },
+            false,
+        ),
+    )]
+    .into();
+    report.health.members_not_ready.clear();
+    let status = network_status(None, Some(1), Some(&plan), Ok(&report), at(100));
+    assert!(
+        status
+            .members
+            .iter()
+            .all(|m| m.phase == MemberPhase::Pending)
+    );
+}

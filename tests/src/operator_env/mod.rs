@@ -13,6 +13,7 @@
 mod members;
 pub mod metrics;
 mod process;
+pub mod sdwan;
 
 pub use members::{
     member_names, member_rbac_documents, member_rbac_path, register_members,

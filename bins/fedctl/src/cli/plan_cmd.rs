@@ -79,7 +79,10 @@ fn first_pass_objects(plan: &NetworkPlan) -> Option<DesiredState> {
             plan,
             &Default::default(),
         )),
-        BackendKind::Submariner | BackendKind::SdWan => None,
+        // An SD-WAN network's objects live in its controller and depend on nothing observed
+        // but which tunnels exist already (none before a first pass).
+        BackendKind::SdWan => federation_sdwan::render(plan, &Default::default()).ok(),
+        BackendKind::Submariner => None,
     }
 }
 
