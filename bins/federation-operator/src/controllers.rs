@@ -15,7 +15,7 @@ use crate::fence::Fence;
 use crate::fenced_backend::FencedBackend;
 use crate::hub_client::user_agent;
 use crate::measured_backend::MeasuredBackend;
-use crate::member_watch::MemberWatches;
+use crate::member_watch::{BackendWatch, MemberWatches};
 use crate::metrics::Metrics;
 use federation_core::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
 use federation_core::backend::NetworkBackend;
@@ -126,36 +126,43 @@ pub fn core_context(
     ctx
 }
 
-/// The fixed namespaces the served backends write in (from their member access), watched in
-/// every member besides the networks' own.
-fn backend_namespaces<'a>(
-    engines: impl Iterator<Item = &'a federation_core::engine::Engine>,
-) -> std::collections::BTreeSet<String> {
+/// What each served backend owns in members (its kinds) and the fixed namespaces it writes
+/// in (from its member access): the member watches follow exactly that.
+fn backend_watches(engines: &BTreeMap<BackendKind, Engine>) -> BTreeMap<BackendKind, BackendWatch> {
     engines
-        .flat_map(|e| e.backend().member_access())
-        .filter_map(|rule| match rule.scope {
-            federation_core::backend::AccessScope::Namespace(ns) => Some(ns),
-            _ => None,
+        .iter()
+        .map(|(kind, engine)| {
+            let kinds = match kind {
+                BackendKind::Skupper => federation_skupper::kinds::OWNED.to_vec(),
+                BackendKind::Submariner => {
+                    let mut kinds = federation_submariner::kinds::MEMBER_OWNED.to_vec();
+                    for k in federation_submariner::kinds::BROKER_OWNED {
+                        if !kinds.contains(k) {
+                            kinds.push(k.clone());
+                        }
+                    }
+                    kinds
+                }
+                // Controllers, not members: nothing to watch there.
+                BackendKind::SdWan => Vec::new(),
+            };
+            let mut namespaces: std::collections::BTreeSet<String> = engine
+                .backend()
+                .member_access()
+                .into_iter()
+                .filter_map(|rule| match rule.scope {
+                    federation_core::backend::AccessScope::Namespace(ns) => Some(ns),
+                    _ => None,
+                })
+                .collect();
+            if *kind == BackendKind::Submariner {
+                // Its access is cluster-wide, so it names no namespace of its own there.
+                namespaces.insert(federation_submariner::kinds::OPERATOR_NAMESPACE.to_owned());
+                namespaces.insert(federation_submariner::kinds::BROKER_NAMESPACE.to_owned());
+            }
+            (*kind, BackendWatch { kinds, namespaces })
         })
         .collect()
-}
-
-/// The kinds the backends write in members, each once: a change to one of them (its status,
-/// say) triggers a pass of the network that owns it.
-fn watched_kinds() -> Vec<federation_core::kubernetes::ManagedKind> {
-    let mut kinds = federation_skupper::kinds::OWNED.to_vec();
-    for k in federation_submariner::kinds::MEMBER_OWNED
-        .iter()
-        .chain(federation_submariner::kinds::BROKER_OWNED)
-    {
-        if !kinds
-            .iter()
-            .any(|x| x.api_version == k.api_version && x.kind == k.kind)
-        {
-            kinds.push(k.clone());
-        }
-    }
-    kinds
 }
 
 /// What a network pass depends on in the network object itself: its spec (generation), its
@@ -320,8 +327,7 @@ pub async fn run(run: ControllerRun) {
         registry,
         members: members.clone(),
         networks: networks.clone(),
-        kinds: watched_kinds(),
-        backend_namespaces: backend_namespaces(ctx.core.engines.values()),
+        backends: backend_watches(&ctx.core.engines),
         trigger: trigger_tx,
         metrics: metrics.clone(),
     };

@@ -22,9 +22,10 @@
 
 use crate::metrics::{MemberLabels, Metrics};
 use federation_core::api::{
-    FederatedNetwork, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MemberCluster, NETWORK_LABEL,
+    BackendKind, FederatedNetwork, MANAGED_BY_LABEL, MANAGED_BY_VALUE, MemberCluster, NETWORK_LABEL,
 };
 use federation_core::cluster::MemberRegistry;
+use federation_core::controller::inventory_uses_member;
 use federation_core::kubernetes::ManagedKind;
 use federation_core::plan::NetworkRef;
 use futures::StreamExt;
@@ -33,7 +34,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -88,36 +89,70 @@ fn looks_hashed(value: &str) -> bool {
 struct WatchKey {
     uid: Option<String>,
     secret: String,
-    namespaces: BTreeSet<String>,
+    plan: WatchPlan,
 }
 
 impl WatchKey {
-    fn of(member: &MemberCluster, namespaces: &BTreeSet<String>) -> Self {
+    fn of(member: &MemberCluster, plan: &WatchPlan) -> Self {
         let r = &member.spec.kubeconfig_secret_ref;
         Self {
             uid: member.uid(),
             secret: format!("{}/{}/{}", r.namespace, r.name, r.key_or_default()),
-            namespaces: namespaces.clone(),
+            plan: plan.clone(),
         }
     }
 }
 
-/// The member namespaces any network spans or has written in (its inventory): where owned
-/// objects can be. Members are watched there, namespace by namespace, so an identity with
-/// Roles only in those namespaces suffices.
-pub fn watched_namespaces(networks: &[Arc<FederatedNetwork>]) -> BTreeSet<String> {
-    networks
-        .iter()
-        .flat_map(|n| {
-            let recorded = n
-                .status
-                .as_ref()
-                .and_then(|s| s.inventory.as_ref())
-                .map(|i| i.namespaces.clone())
-                .unwrap_or_default();
-            n.spec.namespaces.iter().cloned().chain(recorded)
-        })
-        .collect()
+/// What to watch in one member: the kinds of the backends of the networks that use it, in
+/// the namespaces those networks span or recorded (and the backends' own namespaces).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchPlan {
+    /// Kinds, each once.
+    pub kinds: Vec<ManagedKind>,
+    /// Namespaces for the namespaced kinds.
+    pub namespaces: BTreeSet<String>,
+}
+
+/// Per backend: the kinds it owns in members, and the fixed namespaces it writes in.
+#[derive(Clone, Debug, Default)]
+pub struct BackendWatch {
+    /// Kinds.
+    pub kinds: Vec<ManagedKind>,
+    /// Fixed namespaces (from its member access).
+    pub namespaces: BTreeSet<String>,
+}
+
+/// What to watch in `member`: only what the networks that use it (named in their spec or
+/// recorded in their inventory, as a member or a broker) can own there. A member no network
+/// uses is not watched; a Skupper member is never asked for Submariner's kinds, which its
+/// identity may not read.
+pub fn watch_plan(
+    member: &str,
+    networks: &[Arc<FederatedNetwork>],
+    backends: &BTreeMap<BackendKind, BackendWatch>,
+) -> WatchPlan {
+    let mut plan = WatchPlan::default();
+    for n in networks {
+        let inventory = n.status.as_ref().and_then(|s| s.inventory.as_ref());
+        let named = n.spec.members.names.iter().any(|m| m == member);
+        if !named && !inventory_uses_member(inventory, member) {
+            continue;
+        }
+        let kind = inventory.map_or(n.spec.backend.kind, |i| i.backend);
+        let Some(backend) = backends.get(&kind) else {
+            continue;
+        };
+        for k in &backend.kinds {
+            if !plan.kinds.contains(k) {
+                plan.kinds.push(k.clone());
+            }
+        }
+        plan.namespaces.extend(backend.namespaces.iter().cloned());
+        plan.namespaces.extend(n.spec.namespaces.iter().cloned());
+        plan.namespaces
+            .extend(inventory.iter().flat_map(|i| i.namespaces.iter().cloned()));
+    }
+    plan
 }
 
 /// Aborts the task when dropped.
@@ -140,11 +175,8 @@ pub struct MemberWatches {
     pub members: Store<MemberCluster>,
     /// The network controller's cache.
     pub networks: Store<FederatedNetwork>,
-    /// Kinds to watch in each member.
-    pub kinds: Vec<ManagedKind>,
-    /// Namespaces the backends write in whatever the networks span (from their
-    /// [`member_access`](federation_core::backend::NetworkBackend::member_access)).
-    pub backend_namespaces: BTreeSet<String>,
+    /// What each backend owns in members.
+    pub backends: BTreeMap<BackendKind, BackendWatch>,
     /// Where network reconcile requests go.
     pub trigger: UnboundedSender<ObjectRef<FederatedNetwork>>,
     /// Metrics.
@@ -157,8 +189,7 @@ impl MemberWatches {
         let this = Arc::new(self);
         let mut running: HashMap<String, Running> = HashMap::new();
         loop {
-            let mut namespaces = watched_namespaces(&this.networks.state());
-            namespaces.extend(this.backend_namespaces.iter().cloned());
+            let networks = this.networks.state();
             let wanted: HashMap<String, Arc<MemberCluster>> = this
                 .members
                 .state()
@@ -166,22 +197,31 @@ impl MemberWatches {
                 .filter(|m| m.metadata.deletion_timestamp.is_none())
                 .map(|m| (m.name_any(), m))
                 .collect();
+            let plans: HashMap<String, WatchPlan> = wanted
+                .keys()
+                .map(|name| (name.clone(), watch_plan(name, &networks, &this.backends)))
+                .filter(|(_, plan)| !plan.kinds.is_empty())
+                .collect();
             running.retain(|name, r| {
                 let keep = wanted
                     .get(name)
-                    .is_some_and(|m| WatchKey::of(m, &namespaces) == r.key);
+                    .zip(plans.get(name))
+                    .is_some_and(|(m, plan)| WatchKey::of(m, plan) == r.key);
                 if !keep {
                     info!(member = %name, "stopping member watch");
                 }
                 keep
             });
             for (name, member) in wanted {
+                let Some(plan) = plans.get(&name) else {
+                    continue;
+                };
                 if running.contains_key(&name) {
                     continue;
                 }
                 info!(member = %name, "starting member watch");
-                let key = WatchKey::of(&member, &namespaces);
-                let task = tokio::spawn(this.clone().watch_member(member, namespaces.clone()));
+                let key = WatchKey::of(&member, plan);
+                let task = tokio::spawn(this.clone().watch_member(member, plan.clone()));
                 running.insert(name, Running { key, task });
             }
             tokio::select! {
@@ -193,17 +233,13 @@ impl MemberWatches {
     }
 
     /// Watches one member until aborted, reconnecting with backoff.
-    async fn watch_member(
-        self: Arc<Self>,
-        member: Arc<MemberCluster>,
-        namespaces: BTreeSet<String>,
-    ) {
+    async fn watch_member(self: Arc<Self>, member: Arc<MemberCluster>, plan: WatchPlan) {
         let name = member.name_any();
         let mut backoff = Duration::from_secs(1);
         loop {
             match self.registry.client(&member).await {
                 Ok(client) => {
-                    if self.watch_with(&name, client, &namespaces).await {
+                    if self.watch_with(&name, client, &plan).await {
                         backoff = Duration::from_secs(1);
                     }
                 }
@@ -216,20 +252,12 @@ impl MemberWatches {
 
     /// Runs the watches on one client until they keep failing; returns whether any event
     /// arrived (the connection worked at some point).
-    async fn watch_with(
-        &self,
-        member: &str,
-        client: Client,
-        namespaces: &BTreeSet<String>,
-    ) -> bool {
-        if namespaces.is_empty() {
-            // No network spans a namespace yet: nothing to watch, and nothing failing.
-            std::future::pending::<()>().await;
-        }
+    async fn watch_with(&self, member: &str, client: Client, plan: &WatchPlan) -> bool {
+        let namespaces = &plan.namespaces;
         let selector = format!("{NETWORK_LABEL},{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}");
         let config = watcher::Config::default().labels(&selector);
         // Namespaced kinds in each namespace, cluster-scoped ones once.
-        let pairs: Vec<(Option<&String>, &ManagedKind)> = self
+        let pairs: Vec<(Option<&String>, &ManagedKind)> = plan
             .kinds
             .iter()
             .flat_map(|k| {
@@ -353,6 +381,52 @@ mod tests {
         // A hashed value nobody matches: every network, to be safe.
         let unknown = NetworkRef::new("other", "x".repeat(70)).label_value();
         assert_eq!(networks_for_label(&unknown, &nets).len(), 3);
+    }
+
+    #[test]
+    fn a_member_is_watched_only_for_the_networks_that_use_it() {
+        let skupper_net = network("shop", "prod");
+        let mut submariner_net: FederatedNetwork = serde_json::from_value(json!({
+            "apiVersion": "fednet.io/v1alpha1", "kind": "FederatedNetwork",
+            "metadata": {"name": "l3", "namespace": "shop"},
+            "spec": {"backend": {"type": "Submariner", "submariner": {"broker": "b"}},
+                     "members": {"selector": {}}, "namespaces": ["apps"],
+                     "topology": {"type": "FullMesh"}},
+            "status": {"inventory": {"backend": "Submariner",
+                       "targets": [{"type": "Broker", "name": "b"}], "namespaces": ["old"]}}
+        }))
+        .unwrap();
+        submariner_net.metadata.uid = Some("u".into());
+        let networks = vec![skupper_net, Arc::new(submariner_net)];
+        let backends = BTreeMap::from([
+            (
+                BackendKind::Skupper,
+                BackendWatch {
+                    kinds: federation_skupper::kinds::OWNED.to_vec(),
+                    namespaces: BTreeSet::new(),
+                },
+            ),
+            (
+                BackendKind::Submariner,
+                BackendWatch {
+                    kinds: federation_submariner::kinds::BROKER_OWNED.to_vec(),
+                    namespaces: ["submariner-k8s-broker".to_owned()].into(),
+                },
+            ),
+        ]);
+        // a is named by the Skupper network: its kinds, in its namespace, nothing else.
+        let a = watch_plan("a", &networks, &backends);
+        assert_eq!(a.kinds, federation_skupper::kinds::OWNED.to_vec());
+        assert_eq!(a.namespaces, BTreeSet::from(["x".to_owned()]));
+        // b is the Submariner network's broker (its inventory says so).
+        let b = watch_plan("b", &networks, &backends);
+        assert_eq!(b.kinds, federation_submariner::kinds::BROKER_OWNED.to_vec());
+        assert_eq!(
+            b.namespaces,
+            BTreeSet::from(["apps".into(), "old".into(), "submariner-k8s-broker".into()])
+        );
+        // c is used by nobody: not watched at all.
+        assert_eq!(watch_plan("c", &networks, &backends), WatchPlan::default());
     }
 
     #[test]
