@@ -230,7 +230,43 @@ pub async fn get_unowned(
     found.map(|o| observed(kind, o, false)).transpose()
 }
 
+/// A client for a member (or broker) target from the registry, with the registry's errors
+/// sorted for the engine: a member whose `MemberCluster` is gone is [`BackendError::Gone`],
+/// anything else [`BackendError::Unreachable`]. `backend` names the caller in the error for
+/// a target that is no cluster.
+pub async fn target_client(
+    registry: &crate::cluster::MemberRegistry,
+    target: &Target,
+    backend: &str,
+) -> Result<Client, BackendError> {
+    let Some(member) = target.member() else {
+        return Err(BackendError::Other(format!(
+            "the {backend} backend has no {target} targets"
+        )));
+    };
+    registry.client_by_name(member).await.map_err(|e| match e {
+        crate::cluster::ClusterError::MemberNotFound(_) => BackendError::Gone {
+            target: target.to_string(),
+            reason: e.to_string(),
+        },
+        e => BackendError::Unreachable {
+            target: target.to_string(),
+            reason: e.to_string(),
+        },
+    })
+}
+
 fn observed(
+    kind: &ManagedKind,
+    object: DynamicObject,
+    owned: bool,
+) -> Result<ObservedObject, BackendError> {
+    observed_object(kind, object, owned)
+}
+
+/// An object read from a cluster as the engine sees it: keyed by kind, namespace and name,
+/// with `apiVersion` and `kind` restored in the body, `owned` as the caller decides.
+pub fn observed_object(
     kind: &ManagedKind,
     object: DynamicObject,
     owned: bool,

@@ -25,8 +25,10 @@ use federation_core::backend::{
     Health, Layer, NetworkBackend, ObjectKey, ObserveScope, Observed, Singleton, Target,
     ValidationIssue,
 };
-use federation_core::cluster::{ClusterError, MemberRegistry};
-use federation_core::kubernetes::{apply_objects, delete_objects, get_unowned, list_owned};
+use federation_core::cluster::MemberRegistry;
+use federation_core::kubernetes::{
+    apply_objects, delete_objects, get_unowned, list_owned, target_client,
+};
 use federation_core::plan::NetworkPlan;
 use kinds::{CERTIFICATE, OWNED, SECRET};
 use kube::Client;
@@ -45,27 +47,7 @@ impl SkupperBackend {
     }
 
     async fn client(&self, target: &Target) -> Result<Client, BackendError> {
-        let member = match target {
-            Target::Member(m) => m,
-            other => {
-                return Err(BackendError::Other(format!(
-                    "the Skupper backend has no {other} targets"
-                )));
-            }
-        };
-        self.registry
-            .client_by_name(member)
-            .await
-            .map_err(|e| match e {
-                ClusterError::MemberNotFound(_) => BackendError::Gone {
-                    target: target.to_string(),
-                    reason: e.to_string(),
-                },
-                e => BackendError::Unreachable {
-                    target: target.to_string(),
-                    reason: e.to_string(),
-                },
-            })
+        target_client(&self.registry, target, "Skupper").await
     }
 }
 

@@ -35,8 +35,8 @@ use federation_core::backend::{
     Health, Layer, NetworkBackend, ObjectKey, ObserveScope, Observed, ObservedObject, Singleton,
     Target, ValidationIssue,
 };
-use federation_core::cluster::{ClusterError, MemberRegistry};
-use federation_core::kubernetes::{apply_objects, delete_objects, list_owned};
+use federation_core::cluster::MemberRegistry;
+use federation_core::kubernetes::{apply_objects, delete_objects, list_owned, target_client};
 use federation_core::plan::NetworkPlan;
 use kinds::{
     ALL, BROKER_NAMESPACE, BROKER_OWNED, CLUSTER, ENDPOINT, ENDPOINT_SLICE, GATEWAY, MEMBER_OWNED,
@@ -83,24 +83,7 @@ impl SubmarinerBackend {
     }
 
     async fn client(&self, target: &Target) -> Result<Client, BackendError> {
-        let Some(member) = target.member() else {
-            return Err(BackendError::Other(format!(
-                "the Submariner backend has no {target} targets"
-            )));
-        };
-        self.registry
-            .client_by_name(member)
-            .await
-            .map_err(|e| match e {
-                ClusterError::MemberNotFound(_) => BackendError::Gone {
-                    target: target.to_string(),
-                    reason: e.to_string(),
-                },
-                e => BackendError::Unreachable {
-                    target: target.to_string(),
-                    reason: e.to_string(),
-                },
-            })
+        target_client(&self.registry, target, "Submariner").await
     }
 
     async fn observe_member(

@@ -1,7 +1,7 @@
 //! Reading objects that inform rendering and health without being owned (effectful).
 
-use federation_core::backend::{BackendError, ObjectKey, ObservedObject, Target};
-use federation_core::kubernetes::ManagedKind;
+use federation_core::backend::{BackendError, ObservedObject, Target};
+use federation_core::kubernetes::{ManagedKind, observed_object};
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 
@@ -53,22 +53,4 @@ pub async fn list_unowned(
             source: Box::new(source),
         }),
     }
-}
-
-fn observed_object(
-    kind: &ManagedKind,
-    object: DynamicObject,
-    owned: bool,
-) -> Result<ObservedObject, BackendError> {
-    let key = ObjectKey {
-        api_version: kind.api_version.to_owned(),
-        kind: kind.kind.to_owned(),
-        namespace: object.metadata.namespace.clone(),
-        name: object.metadata.name.clone().unwrap_or_default(),
-    };
-    let mut body =
-        serde_json::to_value(&object).map_err(|e| BackendError::Other(format!("{key}: {e}")))?;
-    body["apiVersion"] = kind.api_version.into();
-    body["kind"] = kind.kind.into();
-    Ok(ObservedObject { key, body, owned })
 }
