@@ -114,6 +114,8 @@ pub struct Engine {
 enum Failure {
     Error(BackendError),
     TimedOut,
+    /// Not tried: the member did not answer its last probe.
+    Silent(String),
 }
 
 impl Failure {
@@ -126,6 +128,9 @@ impl Failure {
                 error: e.to_string(),
             },
             Self::TimedOut => TargetOutcome::TimedOut,
+            Self::Silent(reason) => TargetOutcome::Unreachable {
+                reason: reason.clone(),
+            },
         }
     }
 }
@@ -135,6 +140,7 @@ impl std::fmt::Display for Failure {
         match self {
             Self::Error(e) => write!(f, "{e}"),
             Self::TimedOut => f.write_str("timed out"),
+            Self::Silent(reason) => f.write_str(reason),
         }
     }
 }
@@ -211,10 +217,8 @@ impl Engine {
             .cloned()
             .partition(|t| t.member().is_some_and(|m| plan.silent_members.contains(m)));
         let skipped = silent.into_iter().map(|target| {
-            let failure = Failure::Error(BackendError::Unreachable {
-                target: target.to_string(),
-                reason: "its last probe failed; not read until it answers again".into(),
-            });
+            let failure =
+                Failure::Silent("its last probe failed; not read until it answers again".into());
             (target, Err(failure))
         });
         let results = self.observe_all(&readable, &scope).await;

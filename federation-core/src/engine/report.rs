@@ -24,6 +24,12 @@ pub enum TargetOutcome {
     },
     /// The target did not answer within the per-target timeout.
     TimedOut,
+    /// The target was not read because its member is known not to answer (its last probe
+    /// failed): frozen, not waited for.
+    Unreachable {
+        /// Why it was not read.
+        reason: String,
+    },
     /// The target is gone for good (its `MemberCluster` was removed): nothing of the
     /// network can be reached there any more.
     Gone {
@@ -38,11 +44,11 @@ pub enum TargetOutcome {
 }
 
 impl TargetOutcome {
-    /// Whether the target is in trouble (failed, timed out, gone).
+    /// Whether the target is in trouble (failed, timed out, not answering, gone).
     pub fn is_error(&self) -> bool {
         matches!(
             self,
-            Self::Failed { .. } | Self::TimedOut | Self::Gone { .. }
+            Self::Failed { .. } | Self::TimedOut | Self::Unreachable { .. } | Self::Gone { .. }
         )
     }
 }

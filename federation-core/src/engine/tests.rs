@@ -355,7 +355,7 @@ async fn a_member_whose_last_probe_failed_is_not_waited_for() {
     // b is never read (its observe would hang) and counts as unreadable at once...
     assert!(matches!(
         &report.targets[&member("b")].outcome,
-        TargetOutcome::Failed { error } if error.contains("last probe failed")
+        TargetOutcome::Unreachable { reason } if reason.contains("last probe failed")
     ));
     // ...while the others are written without waiting out any timeout.
     for m in ["a", "c"] {

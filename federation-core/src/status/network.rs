@@ -117,6 +117,9 @@ pub fn network_status(
                         MemberPhase::Unreachable,
                         Some("did not answer in time".to_owned()),
                     ),
+                    TargetOutcome::Unreachable { reason } => {
+                        (MemberPhase::Unreachable, Some(reason.clone()))
+                    }
                     TargetOutcome::Gone { reason } => {
                         (MemberPhase::Unreachable, Some(format!("gone: {reason}")))
                     }
@@ -172,6 +175,9 @@ pub fn network_status(
                 TargetOutcome::Failed { error } => Some(format!("teardown pending: {error}")),
                 TargetOutcome::TimedOut => {
                     Some("teardown pending: did not answer in time".to_owned())
+                }
+                TargetOutcome::Unreachable { reason } => {
+                    Some(format!("teardown pending: {reason}"))
                 }
                 TargetOutcome::Gone { reason } => Some(format!("gone: {reason}")),
                 _ if !r.rejected.is_empty() => Some(format!(
