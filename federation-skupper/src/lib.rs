@@ -228,6 +228,10 @@ impl NetworkBackend for SkupperBackend {
         member_access()
     }
 
+    fn member_kinds(&self) -> Vec<federation_core::kubernetes::ManagedKind> {
+        OWNED.to_vec()
+    }
+
     fn singletons(&self, plan: &NetworkPlan) -> Vec<Singleton> {
         // Skupper runs one Site per namespace: a second network's Site there would fail.
         plan.members

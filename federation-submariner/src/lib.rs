@@ -243,6 +243,20 @@ impl NetworkBackend for SubmarinerBackend {
         member_access()
     }
 
+    fn member_kinds(&self) -> Vec<federation_core::kubernetes::ManagedKind> {
+        let mut kinds = MEMBER_OWNED.to_vec();
+        for k in BROKER_OWNED {
+            if !kinds.contains(k) {
+                kinds.push(k.clone());
+            }
+        }
+        kinds
+    }
+
+    fn own_namespaces(&self) -> Vec<String> {
+        vec![OPERATOR_NAMESPACE.to_owned(), BROKER_NAMESPACE.to_owned()]
+    }
+
     fn kind(&self) -> BackendKind {
         BackendKind::Submariner
     }

@@ -132,34 +132,17 @@ fn backend_watches(engines: &BTreeMap<BackendKind, Engine>) -> BTreeMap<BackendK
     engines
         .iter()
         .map(|(kind, engine)| {
-            let kinds = match kind {
-                BackendKind::Skupper => federation_skupper::kinds::OWNED.to_vec(),
-                BackendKind::Submariner => {
-                    let mut kinds = federation_submariner::kinds::MEMBER_OWNED.to_vec();
-                    for k in federation_submariner::kinds::BROKER_OWNED {
-                        if !kinds.contains(k) {
-                            kinds.push(k.clone());
-                        }
-                    }
-                    kinds
-                }
-                // Controllers, not members: nothing to watch there.
-                BackendKind::SdWan => Vec::new(),
-            };
-            let mut namespaces: std::collections::BTreeSet<String> = engine
-                .backend()
+            let backend = engine.backend();
+            let namespaces = backend
                 .member_access()
                 .into_iter()
                 .filter_map(|rule| match rule.scope {
                     federation_core::backend::AccessScope::Namespace(ns) => Some(ns),
                     _ => None,
                 })
+                .chain(backend.own_namespaces())
                 .collect();
-            if *kind == BackendKind::Submariner {
-                // Its access is cluster-wide, so it names no namespace of its own there.
-                namespaces.insert(federation_submariner::kinds::OPERATOR_NAMESPACE.to_owned());
-                namespaces.insert(federation_submariner::kinds::BROKER_NAMESPACE.to_owned());
-            }
+            let kinds = backend.member_kinds();
             (*kind, BackendWatch { kinds, namespaces })
         })
         .collect()

@@ -79,5 +79,13 @@ macro_rules! delegate_pure_backend_methods {
         fn member_access(&self) -> ::std::vec::Vec<$crate::backend::AccessRule> {
             self.$inner.member_access()
         }
+
+        fn member_kinds(&self) -> ::std::vec::Vec<$crate::kubernetes::ManagedKind> {
+            self.$inner.member_kinds()
+        }
+
+        fn own_namespaces(&self) -> ::std::vec::Vec<::std::string::String> {
+            self.$inner.own_namespaces()
+        }
     };
 }

@@ -337,6 +337,18 @@ pub trait NetworkBackend: Send + Sync {
         Vec::new()
     }
 
+    /// The kinds the backend owns in member (and broker) clusters, each once: watched so a
+    /// change to one triggers a pass of its network (pure). None for controller targets.
+    fn member_kinds(&self) -> Vec<crate::kubernetes::ManagedKind> {
+        Vec::new()
+    }
+
+    /// Fixed namespaces the backend writes in besides the network's own (Submariner's
+    /// `submariner-operator`), read and watched there too (pure).
+    fn own_namespaces(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// When a target is cleaned up relative to the others: lower phases first; a target of
     /// phase `p` loses objects only once every target of a lower phase holds none (pure).
     fn teardown_phase(&self, _target: &Target) -> u8 {
