@@ -11,7 +11,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::core::{ApiResource, GroupVersionKind};
 
 /// A kind a backend manages, with its plural resource name.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ManagedKind {
     /// `group/version` or `v1`.
     pub api_version: &'static str,
@@ -209,6 +209,77 @@ pub async fn list_owned(
         }
     }
     Ok(out)
+}
+
+/// What [`list_owned`] returns, read from the registry's [`crate::cluster::MemberCache`]
+/// when the registry has one (the operator's: no request at all), else listed with `client`.
+///
+/// # Errors
+/// With a cache, a kind and namespace whose watch has not listed yet, or is failing, makes
+/// the target unreadable ([`BackendError::Unreachable`]): the engine then freezes it rather
+/// than act on part of what is there.
+pub async fn read_owned(
+    registry: &crate::cluster::MemberRegistry,
+    client: &Client,
+    target: &Target,
+    kinds: &[ManagedKind],
+    scope: &ObserveScope,
+) -> Result<Vec<ObservedObject>, BackendError> {
+    let (Some(cache), Some(member)) = (registry.member_cache(), target.member()) else {
+        return list_owned(client, target, kinds, scope).await;
+    };
+    let value = scope.network.label_value();
+    let mut out = Vec::new();
+    for kind in kinds {
+        let places: Vec<Option<&str>> = if kind.namespaced {
+            scope
+                .namespaces
+                .iter()
+                .map(|ns| Some(ns.as_str()))
+                .collect()
+        } else {
+            vec![None]
+        };
+        for namespace in places {
+            let objects = cache
+                .list(member, kind, namespace, (NETWORK_LABEL, &value))
+                .map_err(|e| BackendError::Unreachable {
+                    target: target.to_string(),
+                    reason: e.to_string(),
+                })?;
+            for object in objects {
+                out.push(observed(kind, object.as_ref().clone(), true)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What [`get_unowned`] returns, from the registry's [`crate::cluster::MemberCache`] once the
+/// member watches watch that object: the first read of a name is a GET that asks them to.
+/// Any cache miss is a GET, never an error: these reads inform rendering, and a wrong "not
+/// found" would make a pass drop what it should copy.
+pub async fn read_unowned(
+    registry: &crate::cluster::MemberRegistry,
+    client: &Client,
+    target: &Target,
+    kind: &ManagedKind,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<ObservedObject>, BackendError> {
+    if let (Some(cache), Some(member)) = (registry.member_cache(), target.member()) {
+        let named = crate::cluster::NamedObject {
+            kind: kind.clone(),
+            namespace: Some(namespace.to_owned()),
+            name: name.to_owned(),
+        };
+        if let Ok(found) = cache.get_named(member, &named) {
+            return found
+                .map(|o| observed(kind, o.as_ref().clone(), false))
+                .transpose();
+        }
+    }
+    get_unowned(client, target, kind, namespace, name).await
 }
 
 /// One object by key, if it exists; marked not owned (read only to inform rendering).

@@ -27,7 +27,7 @@ use federation_core::backend::{
 };
 use federation_core::cluster::MemberRegistry;
 use federation_core::kubernetes::{
-    apply_objects, delete_objects, get_unowned, list_owned, target_client,
+    apply_objects, delete_objects, read_owned, read_unowned, target_client,
 };
 use federation_core::plan::NetworkPlan;
 use kinds::{CERTIFICATE, OWNED, SECRET};
@@ -136,7 +136,7 @@ impl NetworkBackend for SkupperBackend {
         scope: &ObserveScope,
     ) -> Result<Observed, BackendError> {
         let client = self.client(target).await?;
-        let mut objects = list_owned(&client, target, OWNED, scope).await?;
+        let mut objects = read_owned(&self.registry, &client, target, OWNED, scope).await?;
         // The Secrets Skupper's controller writes for our Certificates, and the Secret and
         // Links it writes when redeeming our AccessTokens, carry no label of ours: read them
         // by name so rendering can copy and adopt them.
@@ -152,7 +152,9 @@ impl NetworkBackend for SkupperBackend {
                 })
             };
             if !already(SECRET.kind, &o.key.name) {
-                extra.extend(get_unowned(&client, target, &SECRET, ns, &o.key.name).await?);
+                extra.extend(
+                    read_unowned(&self.registry, &client, target, &SECRET, ns, &o.key.name).await?,
+                );
             }
             if o.key.kind == kinds::ACCESS_TOKEN.kind {
                 for name in [
@@ -161,7 +163,10 @@ impl NetworkBackend for SkupperBackend {
                     format!("{}-2", o.key.name),
                 ] {
                     if !already(kinds::LINK.kind, &name) {
-                        extra.extend(get_unowned(&client, target, &kinds::LINK, ns, &name).await?);
+                        extra.extend(
+                            read_unowned(&self.registry, &client, target, &kinds::LINK, ns, &name)
+                                .await?,
+                        );
                     }
                 }
             }

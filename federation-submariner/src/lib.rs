@@ -36,7 +36,7 @@ use federation_core::backend::{
     Target, ValidationIssue,
 };
 use federation_core::cluster::MemberRegistry;
-use federation_core::kubernetes::{apply_objects, delete_objects, list_owned, target_client};
+use federation_core::kubernetes::{apply_objects, delete_objects, read_owned, target_client};
 use federation_core::plan::NetworkPlan;
 use kinds::{
     ALL, BROKER_NAMESPACE, BROKER_OWNED, CLUSTER, ENDPOINT, ENDPOINT_SLICE, GATEWAY, MEMBER_OWNED,
@@ -95,7 +95,7 @@ impl SubmarinerBackend {
         // The network's namespaces (its ServiceExports) and the operator's (the join).
         let mut scope = scope.clone();
         scope.namespaces.insert(OPERATOR_NAMESPACE.to_owned());
-        let mut objects = list_owned(client, target, MEMBER_OWNED, &scope).await?;
+        let mut objects = read_owned(&self.registry, client, target, MEMBER_OWNED, &scope).await?;
         if !objects
             .iter()
             .any(|o| o.key.kind == NAMESPACE.kind && o.key.name == OPERATOR_NAMESPACE)
@@ -137,7 +137,8 @@ impl SubmarinerBackend {
     ) -> Result<Vec<ObservedObject>, BackendError> {
         let network = &scope.network;
         let broker_scope = ObserveScope::new(network.clone(), [BROKER_NAMESPACE]);
-        let mut objects = list_owned(client, target, BROKER_OWNED, &broker_scope).await?;
+        let mut objects =
+            read_owned(&self.registry, client, target, BROKER_OWNED, &broker_scope).await?;
         let namespace_is_ours = objects
             .iter()
             .any(|o| o.key.kind == NAMESPACE.kind && o.key.name == BROKER_NAMESPACE);

@@ -115,13 +115,13 @@ fn helm_rbac_covers_the_fednet_kinds_and_the_lease() {
     ] {
         assert!(helpers.contains(&format!("\"{resource}\"")), "{resource}");
     }
-    // Secrets are only read, by name.
+    // Secrets are only read (watched by name), never written.
     let secrets_rule = rbac
         .split("resources: [\"secrets\"]")
         .nth(1)
         .and_then(|rest| rest.lines().nth(1))
         .unwrap();
-    assert_eq!(secrets_rule.trim(), "verbs: [\"get\"]");
+    assert_eq!(secrets_rule.trim(), "verbs: [\"get\", \"list\", \"watch\"]");
 }
 
 #[test]

@@ -2,9 +2,16 @@
 //!
 //! - `FederatedNetwork`: [`reconcile_network`] + [`error_policy`]. Triggered by its own spec,
 //!   finalizer and deletion changes (status writes are filtered out, so writing a status does
-//!   not cause another pass), by its `FederatedService`s, by any `MemberCluster` change
-//!   (reachability flips re-plan every network), and by member watches.
+//!   not cause another pass), by its `FederatedService`s, by changes of the `MemberCluster`s
+//!   it uses (names, selects or recorded: a reachability flip re-plans only those networks),
+//!   and by member watches.
 //! - `MemberCluster`: [`reconcile_member`] (probe and status).
+//!
+//! # Reads come from caches
+//! A pass reads the hub's kinds from the controllers' watch-fed stores ([`HubStores`]),
+//! member kubeconfig Secrets through per-member watches, and members' owned objects from the
+//! [`MemberCache`] the member watches feed: at rest the operator sends no LIST or GET beyond
+//! the member probes (and the Lease), only watches.
 //!
 //! Everything here writes, so it runs only while this replica leads, and every write is
 //! fenced on leadership ([`crate::fence`]): member writes through [`FencedBackend`], hub
@@ -15,13 +22,13 @@ use crate::fence::Fence;
 use crate::fenced_backend::FencedBackend;
 use crate::hub_client::user_agent;
 use crate::measured_backend::MeasuredBackend;
-use crate::member_watch::{BackendWatch, MemberWatches};
+use crate::member_watch::{BackendWatch, MemberWatches, network_uses};
 use crate::metrics::Metrics;
 use federation_core::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
 use federation_core::backend::NetworkBackend;
-use federation_core::cluster::MemberRegistry;
+use federation_core::cluster::{MemberCache, MemberRegistry};
 use federation_core::controller::{
-    Context, ControllerError, Timing, error_policy, reconcile_member, reconcile_network,
+    Context, ControllerError, HubStores, Timing, error_policy, reconcile_member, reconcile_network,
 };
 use federation_core::engine::{Engine, EngineConfig};
 use federation_sdwan::SdwanBackend;
@@ -64,17 +71,31 @@ pub struct OperatorContext {
     pub metrics: Metrics,
 }
 
+/// The watch-fed caches a pass reads instead of the API servers.
+#[derive(Clone)]
+pub struct Caches {
+    /// The hub's kinds.
+    pub hub: HubStores,
+    /// What the backends own in members, fed by the member watches.
+    pub members: Arc<MemberCache>,
+}
+
 /// Builds the core context: member registry (its clients name this replica in their
-/// User-Agent), one engine per served backend (writes fenced on `fence`, then measured), an
-/// Event recorder and the timings.
+/// User-Agent; it reads `MemberCluster`s and their Secrets from `caches`), one engine per
+/// served backend (writes fenced on `fence`, then measured), an Event recorder and the
+/// timings.
 pub fn core_context(
     hub: &Client,
     settings: &ControllerSettings,
     metrics: &Metrics,
     fence: &Fence,
+    caches: &Caches,
 ) -> Context {
-    let registry =
-        Arc::new(MemberRegistry::new(hub.clone()).with_user_agent(user_agent(&settings.identity)));
+    let registry = Arc::new(
+        MemberRegistry::new(hub.clone())
+            .with_user_agent(user_agent(&settings.identity))
+            .watched(caches.hub.members.clone(), caches.members.clone()),
+    );
     let t = &settings.tuning;
     let engine = |backend: Arc<dyn NetworkBackend>| {
         let measured = MeasuredBackend::new(backend, metrics.clone());
@@ -107,6 +128,7 @@ pub fn core_context(
         ),
     ]);
     let mut ctx = Context::new(hub.clone(), registry, engines);
+    ctx.hub_stores = Some(caches.hub.clone());
     ctx.recorder = Some(Recorder::new(
         hub.clone(),
         Reporter {
@@ -231,12 +253,6 @@ pub async fn run(run: ControllerRun) {
         synced,
         shutdown,
     } = run;
-    let core = Arc::new(core_context(&hub, &settings, &metrics, &fence));
-    let registry = core.registry.clone();
-    let ctx = Arc::new(OperatorContext {
-        core,
-        metrics: metrics.clone(),
-    });
     let t = &settings.tuning;
     let controller_config = ControllerConfig::default()
         .debounce(t.debounce)
@@ -260,22 +276,72 @@ pub async fn run(run: ControllerRun) {
     .default_backoff()
     .applied_objects()
     .predicate_filter(network_trigger_hash, PredicateConfig::default());
+    let (services, services_writer) = reflector::store();
+    let service_stream = reflector::reflector(
+        services_writer,
+        watcher(services_api, watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let member_controller = Controller::new(members_api.clone(), watcher::Config::default())
+        .with_config(ControllerConfig::default().concurrency(8));
+    let members = member_controller.store();
+    let shutdown_claims = shutdown.clone();
+    // Claims are checked against every namespace's networks: serving one namespace, the
+    // controller's store lacks the others, so they get a watch of their own.
+    let (claims, claims_watch) = match &settings.namespace {
+        None => (networks.clone(), None),
+        Some(_) => {
+            let (store, writer) = reflector::store();
+            let all: Api<FederatedNetwork> = Api::all(hub.clone());
+            let stream = reflector::reflector(writer, watcher(all, watcher::Config::default()))
+                .default_backoff()
+                .for_each(|_| futures::future::ready(()));
+            (store, Some(stream))
+        }
+    };
+    let claims_watch = async move {
+        if let Some(stream) = claims_watch {
+            tokio::select! {
+                () = stream => {}
+                () = shutdown_claims.cancelled() => {}
+            }
+        }
+    };
+    let caches = Caches {
+        hub: HubStores {
+            members: members.clone(),
+            services,
+            networks: claims,
+        },
+        members: Arc::new(MemberCache::new()),
+    };
+    let core = Arc::new(core_context(&hub, &settings, &metrics, &fence, &caches));
+    let registry = core.registry.clone();
+    let ctx = Arc::new(OperatorContext {
+        core,
+        metrics: metrics.clone(),
+    });
 
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
     let member_triggers = futures::stream::unfold(trigger_rx, |mut rx| async move {
         rx.recv().await.map(|r| (r, rx))
     });
-    let all_networks = networks.clone();
+    let users_of = networks.clone();
     let network_controller = Controller::for_stream(network_stream, networks.clone())
         .with_config(controller_config.clone())
-        .watches(services_api, watcher::Config::default(), |svc| {
+        .watches_stream(service_stream, |svc| {
             let ns = svc.namespace()?;
             Some(ObjectRef::<FederatedNetwork>::new(&svc.spec.network).within(&ns))
         })
-        .watches(members_api.clone(), watcher::Config::default(), move |_| {
-            all_networks
+        // Only the networks that use the member (its status flips re-plan them); one that just
+        // stopped selecting it still records it in its inventory.
+        .watches(members_api, watcher::Config::default(), move |member| {
+            users_of
                 .state()
                 .iter()
+                .filter(|n| network_uses(n, &member))
                 .map(|n| ObjectRef::from_obj(n.as_ref()))
                 .collect::<Vec<_>>()
         })
@@ -293,9 +359,6 @@ pub async fn run(run: ControllerRun) {
             }
         });
 
-    let member_controller = Controller::new(members_api, watcher::Config::default())
-        .with_config(ControllerConfig::default().concurrency(8));
-    let members = member_controller.store();
     let member_controller = member_controller
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(reconcile_member_measured, member_error_policy, ctx.clone())
@@ -308,6 +371,7 @@ pub async fn run(run: ControllerRun) {
 
     let watches = MemberWatches {
         registry,
+        cache: caches.members.clone(),
         members: members.clone(),
         networks: networks.clone(),
         backends: backend_watches(&ctx.core.engines),
@@ -322,7 +386,8 @@ pub async fn run(run: ControllerRun) {
         network_controller,
         member_controller,
         watches.run(shutdown.clone()),
-        readiness
+        readiness,
+        claims_watch
     );
     metrics.set_caches(None, None);
     info!("controllers stopped");

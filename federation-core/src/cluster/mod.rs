@@ -1,9 +1,12 @@
 //! The member registry: kube clients for member clusters, built from the kubeconfig Secrets
 //! their `MemberCluster`s reference, and probes of their reachability.
 //!
-//! Credentials are read from the hub on every use and the client is rebuilt only when the
-//! Secret's `resourceVersion` changes, so rotating a kubeconfig takes effect on the next
-//! reconcile without a restart. Kubeconfigs are accepted only when self-contained and
+//! Credentials are read on every use and the client is rebuilt only when the Secret's
+//! `resourceVersion` changes, so rotating a kubeconfig takes effect on the next reconcile
+//! without a restart. A plain registry reads the `MemberCluster` and its Secret from the hub
+//! each time; a registry made [`MemberRegistry::watched`] (the operator's) reads both from
+//! watch-fed stores instead (one watch per member Secret, selected by name), and carries the
+//! [`MemberCache`] of member objects the backends read, so a pass costs no request at all. Kubeconfigs are accepted only when self-contained and
 //! verifiable: inline certificate data, TLS verification on, and no file paths, exec or
 //! auth-provider plugins (a kubeconfig from a Secret must not make the operator read its own
 //! files or run programs), and only `https://` servers without a `proxy-url` (a token must
@@ -16,7 +19,9 @@
 mod credentials;
 mod health;
 mod kubeconfig;
+mod member_cache;
 mod probe;
+mod secret_watch;
 
 pub use credentials::{expiring, jwt_expiry, record_expiry, token_expiry};
 pub use health::{
@@ -27,6 +32,7 @@ pub use health::{
 pub use kubeconfig::{
     KubeconfigProblem, client_from_kubeconfig, client_from_kubeconfig_with_user_agent,
 };
+pub use member_cache::{CacheFeed, MemberCache, NamedObject, NotCached};
 pub use probe::{
     BACKEND_API_GROUPS, FailureKind, Probe, describe_client_error, failure_kind, member_status,
     probe,
@@ -34,8 +40,11 @@ pub use probe::{
 
 use crate::api::MemberCluster;
 use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
+use secret_watch::SecretWatches;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::RwLock;
 
 /// Why a member cannot be reached. Messages name Secrets, never their contents.
@@ -53,6 +62,18 @@ pub enum ClusterError {
         namespace: String,
         /// Secret name.
         name: String,
+    },
+    /// The watch of the kubeconfig Secret has not listed it (yet).
+    #[error("kubeconfig Secret {namespace}/{name} of member {member} cannot be read: {reason}")]
+    SecretNotSynced {
+        /// Member.
+        member: String,
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+        /// The watch's last error, or that it has not answered.
+        reason: String,
     },
     /// The Secret lacks the key.
     #[error("kubeconfig Secret {namespace}/{name} of member {member} has no key {key:?}")]
@@ -108,6 +129,14 @@ pub struct MemberRegistry {
     hub: Client,
     cache: RwLock<HashMap<String, CachedClient>>,
     user_agent: Option<http::HeaderValue>,
+    watched: Option<Watched>,
+}
+
+/// What a watched registry reads instead of the hub.
+struct Watched {
+    members: Store<MemberCluster>,
+    secrets: SecretWatches,
+    objects: Arc<MemberCache>,
 }
 
 impl MemberRegistry {
@@ -117,7 +146,28 @@ impl MemberRegistry {
             hub,
             cache: RwLock::new(HashMap::new()),
             user_agent: None,
+            watched: None,
         }
+    }
+
+    /// Reads `MemberCluster`s from `members` (a store the caller keeps fed), kubeconfig
+    /// Secrets through watches this registry starts per member, and lends `objects` to the
+    /// backends (see [`MemberRegistry::member_cache`]). Must be called within a Tokio runtime
+    /// (the Secret watches are tasks; they stop when the registry is dropped).
+    #[must_use]
+    pub fn watched(mut self, members: Store<MemberCluster>, objects: Arc<MemberCache>) -> Self {
+        self.watched = Some(Watched {
+            members,
+            secrets: SecretWatches::new(self.hub.clone()),
+            objects,
+        });
+        self
+    }
+
+    /// The cache of member objects backends read instead of listing, when this registry is
+    /// watched.
+    pub fn member_cache(&self) -> Option<&MemberCache> {
+        self.watched.as_ref().map(|w| w.objects.as_ref())
     }
 
     /// Member clients built from now on send `user_agent` (for example one naming the
@@ -137,20 +187,23 @@ impl MemberRegistry {
     pub async fn client(&self, member: &MemberCluster) -> Result<Client, ClusterError> {
         let name = member.name_any();
         let r = &member.spec.kubeconfig_secret_ref;
-        let secrets: Api<Secret> = Api::namespaced(self.hub.clone(), &r.namespace);
         let not_found = || ClusterError::SecretNotFound {
             member: name.clone(),
             namespace: r.namespace.clone(),
             name: r.name.clone(),
         };
-        let secret = secrets
-            .get_opt(&r.name)
-            .await
-            .map_err(|source| ClusterError::Hub {
-                what: format!("Secret {}/{}", r.namespace, r.name),
-                source,
-            })?
-            .ok_or_else(not_found)?;
+        let secret = match &self.watched {
+            Some(w) => w.secrets.get(&name, &r.namespace, &r.name).await?,
+            None => Api::<Secret>::namespaced(self.hub.clone(), &r.namespace)
+                .get_opt(&r.name)
+                .await
+                .map_err(|source| ClusterError::Hub {
+                    what: format!("Secret {}/{}", r.namespace, r.name),
+                    source,
+                })?
+                .map(Arc::new),
+        }
+        .ok_or_else(not_found)?;
         // The version identifies both the Secret's content and which key is used.
         let version = format!(
             "{}/{}/{}",
@@ -210,8 +263,17 @@ impl MemberRegistry {
         self.cache.read().await.get(member).and_then(|c| c.expires)
     }
 
-    /// A client for the member of this name (reads its `MemberCluster` from the hub).
+    /// A client for the member of this name (reads its `MemberCluster` from the hub, or from
+    /// the store of a watched registry).
     pub async fn client_by_name(&self, member: &str) -> Result<Client, ClusterError> {
+        if let Some(w) = &self.watched {
+            // The controllers start only once this store holds a full list.
+            let mc = w
+                .members
+                .get(&ObjectRef::new(member))
+                .ok_or_else(|| ClusterError::MemberNotFound(member.to_owned()))?;
+            return self.client(&mc).await;
+        }
         let mc = Api::<MemberCluster>::all(self.hub.clone())
             .get_opt(member)
             .await
@@ -223,8 +285,12 @@ impl MemberRegistry {
         self.client(&mc).await
     }
 
-    /// Forgets the cached client of a member (its Secret or MemberCluster went away).
+    /// Forgets the cached client of a member (its Secret or MemberCluster went away), and
+    /// stops watching its Secret.
     pub async fn forget(&self, member: &str) {
         self.cache.write().await.remove(member);
+        if let Some(w) = &self.watched {
+            w.secrets.forget(member);
+        }
     }
 }

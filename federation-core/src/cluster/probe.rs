@@ -86,6 +86,8 @@ pub fn failure_kind(error: &ClusterError) -> FailureKind {
             kube::Error::Api(s) if matches!(s.code, 401 | 403 | 404) => FailureKind::Credentials,
             _ => FailureKind::Hub,
         },
+        // The hub's watch has not listed the Secret: nothing is learnt about it.
+        ClusterError::SecretNotSynced { .. } => FailureKind::Hub,
         ClusterError::MemberNotFound(_)
         | ClusterError::SecretNotFound { .. }
         | ClusterError::SecretKeyMissing { .. }

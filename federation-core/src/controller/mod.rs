@@ -20,13 +20,14 @@ pub use inventory::{inventory_uses_member, recorded_targets, sweep_targets};
 pub use member::reconcile_member;
 pub use network::{error_policy, reconcile_network};
 
-use crate::api::BackendKind;
 use crate::api::FIELD_MANAGER;
+use crate::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
 use crate::cluster::{FailurePolicy, MemberRegistry, ProbeStreaks};
 use crate::engine::Engine;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,6 +56,22 @@ pub struct Context {
     pub timing: Timing,
     /// Consecutive failed probes per member, in memory (see [`reconcile_member`]).
     pub probe_streaks: Arc<ProbeStreaks>,
+    /// Watch-fed copies of the hub's kinds: when set, a pass reads them instead of listing.
+    pub hub_stores: Option<HubStores>,
+}
+
+/// Watch-fed copies of the hub's kinds (the controllers' caches), read by a network pass
+/// instead of listing: a pass at rest costs the hub no request.
+#[derive(Clone)]
+pub struct HubStores {
+    /// Every `MemberCluster`.
+    pub members: Store<MemberCluster>,
+    /// The served `FederatedService`s.
+    pub services: Store<FederatedService>,
+    /// Every `FederatedNetwork` in every namespace, for per-cluster claims. Until it has
+    /// listed (or when the operator may not watch networks cluster-wide, so it never does),
+    /// claims are checked against a fresh list instead.
+    pub networks: Store<FederatedNetwork>,
 }
 
 /// How often things are looked at again, and how many failed probes make a member unhealthy.
@@ -118,6 +135,7 @@ impl Context {
             clock: Arc::new(Timestamp::now),
             timing: Timing::default(),
             probe_streaks: Arc::new(ProbeStreaks::default()),
+            hub_stores: None,
         }
     }
 }
@@ -136,6 +154,9 @@ pub enum ControllerError {
         #[source]
         source: kube::Error,
     },
+    /// A hub cache has not listed yet.
+    #[error("the hub's {0} cache has not synced yet")]
+    CacheNotSynced(&'static str),
     /// Teardown is not finished: some members still hold objects of the network.
     #[error("teardown of {network} pending on: {pending}")]
     TeardownPending {
@@ -164,7 +185,7 @@ impl ControllerError {
     /// A short label for metrics.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            Self::Hub { .. } => "hub",
+            Self::Hub { .. } | Self::CacheNotSynced(_) => "hub",
             Self::TeardownPending { .. } => "teardown_pending",
             Self::MemberInUse { .. } => "member_in_use",
             Self::MissingField(_) => "missing_field",

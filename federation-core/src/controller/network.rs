@@ -23,6 +23,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -70,7 +71,36 @@ struct HubView {
     services: Vec<FederatedService>,
 }
 
+/// How long a pass waits for a hub cache that has not listed yet (only right after start).
+const CACHE_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The objects of a watch-fed store, once it has listed.
+async fn from_store<K>(store: &Store<K>, what: &'static str) -> Result<Vec<Arc<K>>, ControllerError>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    tokio::time::timeout(CACHE_SYNC_WAIT, store.wait_until_ready())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or(ControllerError::CacheNotSynced(what))?;
+    Ok(store.state())
+}
+
 async fn read_hub(ctx: &Context, ns: &str) -> Result<HubView, ControllerError> {
+    if let Some(stores) = &ctx.hub_stores {
+        let members = from_store(&stores.members, "MemberCluster").await?;
+        let services = from_store(&stores.services, "FederatedService").await?;
+        return Ok(HubView {
+            members: members.iter().map(|m| m.as_ref().clone()).collect(),
+            services: services
+                .iter()
+                .filter(|s| s.namespace().as_deref() == Some(ns))
+                .map(|s| s.as_ref().clone())
+                .collect(),
+        });
+    }
     let members = Api::<MemberCluster>::all(ctx.hub.clone())
         .list(&ListParams::default())
         .await
@@ -82,6 +112,26 @@ async fn read_hub(ctx: &Context, ns: &str) -> Result<HubView, ControllerError> {
         .map_err(hub_error("list", "FederatedServices"))?
         .items;
     Ok(HubView { members, services })
+}
+
+/// Every network the hub cache holds, for per-cluster claims; listed when there is no such
+/// cache. (Releasing a member lists afresh: see `member.rs`.)
+async fn known_networks(ctx: &Context, ns: &str) -> Result<Vec<FederatedNetwork>, ControllerError> {
+    use futures::FutureExt;
+    if let Some(stores) = &ctx.hub_stores
+        && matches!(
+            stores.networks.wait_until_ready().now_or_never(),
+            Some(Ok(()))
+        )
+    {
+        return Ok(stores
+            .networks
+            .state()
+            .iter()
+            .map(|n| n.as_ref().clone())
+            .collect());
+    }
+    list_networks(ctx, ns).await
 }
 
 /// Every network on the hub, to see who holds which per-cluster singleton. Falls back to
@@ -216,7 +266,7 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         .map(ToString::to_string)
         .collect();
     if !wanted_claims.is_empty() {
-        let others = list_networks(ctx, &ns).await?;
+        let others = known_networks(ctx, &ns).await?;
         if let Some((claim, holder)) =
             conflicting_claim(net, &wanted_claims, &recorded_claims, &others)
         {
