@@ -289,10 +289,15 @@ pub async fn run(run: ControllerRun) {
     let members = member_controller.store();
     let shutdown_claims = shutdown.clone();
     // Claims are checked against every namespace's networks: serving one namespace, the
-    // controller's store lacks the others, so they get a watch of their own.
-    let (claims, claims_watch) = match &settings.namespace {
-        None => (networks.clone(), None),
-        Some(_) => {
+    // controller's store lacks the others, so they get a watch of their own where RBAC lets
+    // this operator watch them (else only its own namespace's are known, as a list would be).
+    let watch_all = match &settings.namespace {
+        None => false,
+        Some(_) => may_watch_all_networks(&hub).await,
+    };
+    let (claims, claims_watch) = match watch_all {
+        false => (networks.clone(), None),
+        true => {
             let (store, writer) = reflector::store();
             let all: Api<FederatedNetwork> = Api::all(hub.clone());
             let stream = reflector::reflector(writer, watcher(all, watcher::Config::default()))
@@ -391,6 +396,36 @@ pub async fn run(run: ControllerRun) {
     );
     metrics.set_caches(None, None);
     info!("controllers stopped");
+}
+
+/// Whether this operator may watch `FederatedNetwork`s in every namespace (asked once, with a
+/// SelfSubjectAccessReview, which every authenticated identity may create).
+async fn may_watch_all_networks(hub: &Client) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some("fednet.io".into()),
+                resource: Some("federatednetworks".into()),
+                verb: Some("watch".into()),
+                ..ResourceAttributes::default()
+            }),
+            ..SelfSubjectAccessReviewSpec::default()
+        },
+        ..SelfSubjectAccessReview::default()
+    };
+    match Api::<SelfSubjectAccessReview>::all(hub.clone())
+        .create(&kube::api::PostParams::default(), &review)
+        .await
+    {
+        Ok(answer) => answer.status.is_some_and(|s| s.allowed),
+        Err(e) => {
+            warn!(error = %e, "cannot tell whether networks may be watched in every namespace; claims use this namespace's");
+            false
+        }
+    }
 }
 
 async fn wait_synced(
