@@ -120,3 +120,7 @@ pub const CREDENTIALS_EXPIRING: &str = "CredentialsExpiring";
 
 /// Condition type on `MemberCluster`: the member answered an authenticated request.
 pub const REACHABLE: &str = "Reachable";
+/// Condition type on `MemberCluster`: the member answered its *last* probe. Unlike
+/// `Reachable`, it turns `False` at the first failure, without waiting for the threshold:
+/// passes stop waiting for the member and spokes of such a hub also dial one that answers.
+pub const RESPONDING: &str = "Responding";

@@ -26,7 +26,7 @@
 //! streak. Credential problems say nothing about the member itself, so they neither count in
 //! nor reset the streak, and never make a member unhealthy.
 
-use crate::api::{ConditionExt, MemberCluster, REACHABLE};
+use crate::api::{ConditionExt, MemberCluster, REACHABLE, RESPONDING};
 use k8s_openapi::jiff::Timestamp;
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -54,6 +54,17 @@ pub fn member_unhealthy(member: &MemberCluster) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.condition(REACHABLE))
         .is_some_and(|c| c.status == "False" && c.reason == REASON_UNREACHABLE)
+}
+
+/// Whether `member`'s last probe failed (its `Responding` condition is `False`), whatever
+/// the threshold: a pass does not wait for such a member, and spokes of such a hub also dial
+/// one that answers. Read from the status, so every replica agrees whichever one probed.
+pub fn member_silent(member: &MemberCluster) -> bool {
+    member
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.condition(RESPONDING))
+        .is_some_and(|c| c.status == "False")
 }
 
 /// When failing probes make a member unhealthy: both must hold.

@@ -27,7 +27,7 @@ pub use credentials::{expiring, jwt_expiry, record_expiry, token_expiry};
 pub use health::{
     FailurePolicy, ProbeStreak, ProbeStreaks, REASON_CREDENTIALS_UNAVAILABLE,
     REASON_INVALID_CREDENTIALS, REASON_PROBE_FAILING, REASON_PROBED, REASON_UNREACHABLE,
-    member_unhealthy,
+    member_silent, member_unhealthy,
 };
 pub use kubeconfig::{
     KubeconfigProblem, client_from_kubeconfig, client_from_kubeconfig_with_user_agent,

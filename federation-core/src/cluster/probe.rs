@@ -5,7 +5,7 @@ use super::health::{
     REASON_CREDENTIALS_UNAVAILABLE, REASON_INVALID_CREDENTIALS, REASON_PROBE_FAILING,
     REASON_PROBED, REASON_UNREACHABLE,
 };
-use crate::api::{ConditionExt, MemberClusterStatus, REACHABLE, merge_condition};
+use crate::api::{ConditionExt, MemberClusterStatus, REACHABLE, RESPONDING, merge_condition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
@@ -137,7 +137,9 @@ fn stable_message(error: &ClusterError) -> String {
 /// it False (`Unreachable`); an unconfirmed one keeps an earlier `True` or `Unreachable`
 /// verdict, and otherwise says `Unknown` (`ProbeFailing`); credential problems say `Unknown`
 /// with their own reason. A failed probe keeps the last known version and APIs (facts about
-/// the cluster, not about this probe).
+/// the cluster, not about this probe). `Responding` follows each probe of the member itself
+/// at once (`True` on an answer, `False` on a failure, threshold or not), so the status is
+/// written once when a member falls silent and once when it answers again.
 pub fn member_status(
     previous: Option<&MemberClusterStatus>,
     generation: Option<i64>,
@@ -146,6 +148,28 @@ pub fn member_status(
     now: Timestamp,
 ) -> Option<MemberClusterStatus> {
     let mut status = previous.cloned().unwrap_or_default();
+    let responding = match result {
+        Ok(_) => Some((
+            "True",
+            REASON_PROBED,
+            "the member answered its last probe".to_owned(),
+        )),
+        Err(e) if failure_kind(e) == FailureKind::Member => {
+            Some(("False", REASON_PROBE_FAILING, stable_message(e)))
+        }
+        Err(_) => None,
+    };
+    if let Some((value, reason, message)) = responding {
+        let condition = Condition {
+            type_: RESPONDING.into(),
+            status: value.into(),
+            reason: reason.into(),
+            message,
+            observed_generation: generation,
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
+        };
+        merge_condition(&mut status.conditions, condition, now);
+    }
     let (value, reason, message) = match result {
         Ok(p) => {
             status.server_version = Some(p.server_version.clone());
@@ -172,7 +196,8 @@ pub fn member_status(
                 if earlier.is_some_and(|c| {
                     c.status == "True" || (c.status == "False" && c.reason == REASON_UNREACHABLE)
                 }) {
-                    return None;
+                    // The verdict stands; only `Responding` may have changed.
+                    return (previous != Some(&status)).then_some(status);
                 }
                 ("Unknown", REASON_PROBE_FAILING, stable_message(e))
             }
@@ -257,10 +282,19 @@ mod tests {
         let healthy = status.clone().unwrap_or_default();
         assert_eq!(reachable(&healthy).0, "True");
 
-        for t in 1..5 {
+        // The first failure says only that the member stopped responding; the verdict stands.
+        assert!(step(&mut status, &timed_out(), false, at(1)));
+        let silent = status.clone().unwrap_or_default();
+        assert_eq!(reachable(&silent), reachable(&healthy));
+        let responding = silent.conditions.condition(RESPONDING).cloned().unwrap();
+        assert_eq!(
+            (responding.status.as_str(), responding.reason.as_str()),
+            ("False", REASON_PROBE_FAILING)
+        );
+        for t in 2..5 {
             assert!(!step(&mut status, &timed_out(), false, at(t)), "no write");
         }
-        assert_eq!(status.as_ref(), Some(&healthy));
+        assert_eq!(status.as_ref(), Some(&silent));
 
         assert!(step(&mut status, &timed_out(), true, at(10)));
         let down = status.clone().unwrap_or_default();

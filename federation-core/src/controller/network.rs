@@ -15,9 +15,9 @@ use crate::api::{
     MemberCluster, MemberPhase, NETWORK_FINALIZER,
 };
 use crate::backend::{ObserveScope, Target, check_capabilities, refuse_unservable_services};
-use crate::cluster::member_unhealthy;
+use crate::cluster::{member_silent, member_unhealthy};
 use crate::engine::ReconcileReport;
-use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan};
+use crate::plan::{NetworkPlan, NetworkRef, PlanInput, plan_with_silent};
 use crate::status::{PlanFailure, changed, network_status, service_status};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -157,6 +157,12 @@ pub(super) async fn list_networks(
 }
 
 fn plan_network(net: &FederatedNetwork, hub: &HubView) -> Result<NetworkPlan, PlanFailure> {
+    let silent: BTreeSet<String> = hub
+        .members
+        .iter()
+        .filter(|m| member_silent(m))
+        .map(ResourceExt::name_any)
+        .collect();
     // A member is planned as unhealthy only once its probes failed past the threshold; one
     // never probed, or whose credentials cannot be read, is not.
     let unhealthy: BTreeSet<String> = hub
@@ -165,12 +171,15 @@ fn plan_network(net: &FederatedNetwork, hub: &HubView) -> Result<NetworkPlan, Pl
         .filter(|m| member_unhealthy(m))
         .map(ResourceExt::name_any)
         .collect();
-    plan(PlanInput {
-        network: net,
-        member_clusters: &hub.members,
-        services: &hub.services,
-        unhealthy: &unhealthy,
-    })
+    plan_with_silent(
+        PlanInput {
+            network: net,
+            member_clusters: &hub.members,
+            services: &hub.services,
+            unhealthy: &unhealthy,
+        },
+        &silent,
+    )
     .map_err(|e| PlanFailure {
         reason: e.reason().to_owned(),
         message: e.to_string(),
@@ -312,16 +321,6 @@ async fn apply(net: &FederatedNetwork, ctx: &Context) -> Result<Action, Controll
         previous = Some(status);
     }
 
-    plan.silent_members = plan
-        .members
-        .iter()
-        .filter(|m| {
-            ctx.probe_streaks
-                .get(&m.name)
-                .is_some_and(|streak| streak.failures > 0)
-        })
-        .map(|m| m.name.clone())
-        .collect();
     plan.retired_namespaces = recorded
         .namespaces
         .iter()

@@ -54,7 +54,7 @@ pub struct NetworkPlan {
     /// inventory, filled in by the controller): read so what is left there is removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retired_namespaces: Vec<String>,
-    /// Members whose last probe failed (filled in by the controller). A pass does not wait
+    /// Members whose last probe failed (see [`plan_with_silent`]). A pass does not wait
     /// for them: their targets count as unreadable at once (frozen, never cleaned), so one
     /// dead member costs the others no timeout. Healthier than `healthy`: one failure is
     /// enough here, while re-planning around a member waits for the failure threshold.
@@ -164,6 +164,16 @@ pub struct PlanInput<'a> {
 
 /// Computes the plan of a network (pure and deterministic).
 pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
+    plan_with_silent(input, &BTreeSet::new())
+}
+
+/// [`plan`], knowing which members' last probe failed (`silent`): spokes of a silent hub
+/// also dial a hub that answers, and the plan's [`NetworkPlan::silent_members`] are set, so
+/// the engine does not wait for them.
+pub fn plan_with_silent(
+    input: PlanInput<'_>,
+    silent: &BTreeSet<String>,
+) -> Result<NetworkPlan, PlanError> {
     let spec = &input.network.spec;
     let network = NetworkRef::of(input.network);
     let by_name: BTreeMap<&str, &MemberCluster> = input
@@ -223,10 +233,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
         .collect();
     let nodes: Vec<MemberNode> = members
         .iter()
-        .map(|m| MemberNode {
-            name: m.name.clone(),
-            healthy: m.healthy,
-        })
+        .map(|m| MemberNode::new(m.name.clone(), m.healthy).with_silent(silent.contains(&m.name)))
         .collect();
     let strategy = Strategy::from_spec(&spec.topology)?;
     let topology = topology::build(&strategy, &nodes)?;
@@ -247,7 +254,11 @@ pub fn plan(input: PlanInput<'_>) -> Result<NetworkPlan, PlanError> {
         topology_kind: spec.topology.kind,
         namespaces: spec.namespaces.clone(),
         retired_namespaces: Vec::new(),
-        silent_members: BTreeSet::new(),
+        silent_members: members
+            .iter()
+            .filter(|m| silent.contains(&m.name))
+            .map(|m| m.name.clone())
+            .collect(),
         members,
         topology,
         services,

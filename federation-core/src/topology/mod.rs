@@ -40,17 +40,31 @@ pub use strategies::{ExplicitEdge, Strategy};
 pub struct MemberNode {
     /// The `MemberCluster` name.
     pub name: String,
-    /// Whether the member currently answers; only steers which hubs spokes prefer.
+    /// Whether the member is healthy (its probes have not failed past the threshold); only
+    /// steers which hubs spokes prefer.
     pub healthy: bool,
+    /// Whether the member's last probe failed (it may be back at the next one): a spoke whose
+    /// hub is silent also dials the next hub that answers, keeping the first (make before
+    /// break), so it is served again within one probe interval.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub silent: bool,
 }
 
 impl MemberNode {
-    /// A member with the given name and health.
+    /// A member with the given name and health, not silent.
     pub fn new(name: impl Into<String>, healthy: bool) -> Self {
         Self {
             name: name.into(),
             healthy,
+            silent: false,
         }
+    }
+
+    /// The same member, silent or not.
+    #[must_use]
+    pub fn with_silent(mut self, silent: bool) -> Self {
+        self.silent = silent;
+        self
     }
 }
 

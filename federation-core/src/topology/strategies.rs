@@ -313,21 +313,42 @@ fn hub_spoke(
     Ok((sites, links))
 }
 
-/// The `k` hubs `spoke` dials: healthy hubs first, then by rendezvous weight (highest first),
-/// ties by name. Preferring healthy hubs moves a spoke off a failed hub; the weight keeps
-/// every other choice stable and spreads spokes evenly over the hubs.
+/// The hubs `spoke` dials: the `k` best by health (healthy hubs first), then by rendezvous
+/// weight (highest first), ties by name. Preferring healthy hubs moves a spoke off a failed
+/// hub; the weight keeps every other choice stable and spreads spokes evenly over the hubs.
+/// When one of those hubs is silent (its last probe failed, short of the failure threshold),
+/// the spoke also dials the best hubs that answer: it is served again at once, and keeps the
+/// link it had in case the hub is back at the next probe (make before break).
 fn choose_hubs<'m>(spoke: &str, hubs: &[&'m MemberNode], k: usize) -> Vec<&'m MemberNode> {
     if k >= hubs.len() {
         return hubs.to_vec();
     }
-    let mut ranked: Vec<(bool, u64, &MemberNode)> = hubs
-        .iter()
-        .map(|h| (h.healthy, rendezvous_weight(spoke, &h.name), *h))
-        .collect();
-    ranked.sort_unstable_by(|x, y| {
-        y.0.cmp(&x.0)
-            .then(y.1.cmp(&x.1))
-            .then_with(|| x.2.name.cmp(&y.2.name))
-    });
-    ranked.into_iter().take(k).map(|(_, _, h)| h).collect()
+    let best = |answering_first: bool| {
+        let mut ranked: Vec<(bool, u64, &MemberNode)> = hubs
+            .iter()
+            .map(|h| {
+                let preferred = h.healthy && !(answering_first && h.silent);
+                (preferred, rendezvous_weight(spoke, &h.name), *h)
+            })
+            .collect();
+        ranked.sort_unstable_by(|x, y| {
+            y.0.cmp(&x.0)
+                .then(y.1.cmp(&x.1))
+                .then_with(|| x.2.name.cmp(&y.2.name))
+        });
+        ranked
+            .into_iter()
+            .take(k)
+            .map(|(_, _, h)| h)
+            .collect::<Vec<_>>()
+    };
+    let mut chosen = best(false);
+    if chosen.iter().any(|h| h.silent) {
+        for h in best(true) {
+            if !chosen.iter().any(|c| c.name == h.name) {
+                chosen.push(h);
+            }
+        }
+    }
+    chosen
 }

@@ -143,6 +143,36 @@ fn hub_spoke_prefers_healthy_hubs_then_fills_with_unhealthy_ones() {
 }
 
 #[test]
+fn spokes_of_a_silent_hub_also_dial_one_that_answers_and_keep_the_first() {
+    let names = ["h1", "h2", "s1", "s2", "s3", "s4", "s5", "s6"];
+    let all_well = build(&hub_spoke(&["h1", "h2"], Some(1)), &healthy(&names)).unwrap();
+    let mut members = healthy(&names);
+    members[0].silent = true;
+    let silent = build(&hub_spoke(&["h1", "h2"], Some(1)), &members).unwrap();
+    let mut moved = 0;
+    for s in &names[2..] {
+        let before = hubs_of(&all_well, s);
+        let now = hubs_of(&silent, s);
+        if before == ["h1"] {
+            // Make before break: the link to the silent hub stays, the other hub is added.
+            let mut both = now.clone();
+            both.sort_unstable();
+            assert_eq!(both, ["h1", "h2"], "spoke {s}");
+            moved += 1;
+        } else {
+            assert_eq!(now, before, "spoke {s}: its hub answers, nothing changes");
+        }
+    }
+    assert!(moved > 0, "no spoke dialled h1: the case is not exercised");
+    // Once the threshold declares the hub unhealthy, the spokes leave it.
+    members[0].healthy = false;
+    let failed = build(&hub_spoke(&["h1", "h2"], Some(1)), &members).unwrap();
+    for s in &names[2..] {
+        assert_eq!(hubs_of(&failed, s), ["h2"], "spoke {s}");
+    }
+}
+
+#[test]
 fn hub_spoke_spreads_spokes_evenly_over_hubs() {
     let mut members = healthy(&["hub-1", "hub-2", "hub-3"]);
     members.extend((0..3000).map(|i| MemberNode::new(format!("spoke-{i}"), true)));
