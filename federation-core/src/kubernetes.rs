@@ -169,6 +169,19 @@ fn check_ownership(
     }
 }
 
+/// Where objects of `kind` are read: each of the scope's namespaces, or the cluster.
+fn places<'s>(kind: &ManagedKind, scope: &'s ObserveScope) -> Vec<Option<&'s str>> {
+    if kind.namespaced {
+        scope
+            .namespaces
+            .iter()
+            .map(|ns| Some(ns.as_str()))
+            .collect()
+    } else {
+        vec![None]
+    }
+}
+
 /// Every object of `kinds` on the target that carries the network's ownership labels:
 /// namespaced kinds in the scope's namespaces (one LIST per kind and namespace, never
 /// cluster-wide, so an identity granted Roles only in those namespaces can read everything
@@ -182,16 +195,7 @@ pub async fn list_owned(
     let params = ListParams::default().labels(&scope.network.selector());
     let mut out = Vec::new();
     for kind in kinds {
-        let places: Vec<Option<&str>> = if kind.namespaced {
-            scope
-                .namespaces
-                .iter()
-                .map(|ns| Some(ns.as_str()))
-                .collect()
-        } else {
-            vec![None]
-        };
-        for namespace in places {
+        for namespace in places(kind, scope) {
             let list = api(client, kind, namespace)
                 .list(&params)
                 .await
@@ -231,16 +235,7 @@ pub async fn read_owned(
     let value = scope.network.label_value();
     let mut out = Vec::new();
     for kind in kinds {
-        let places: Vec<Option<&str>> = if kind.namespaced {
-            scope
-                .namespaces
-                .iter()
-                .map(|ns| Some(ns.as_str()))
-                .collect()
-        } else {
-            vec![None]
-        };
-        for namespace in places {
+        for namespace in places(kind, scope) {
             let objects = cache
                 .list(member, kind, namespace, (NETWORK_LABEL, &value))
                 .map_err(|e| BackendError::Unreachable {

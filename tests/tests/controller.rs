@@ -11,7 +11,7 @@ use federation_core::backend::{
     Capabilities, DesiredObject, DesiredState, Health, Layer, LinkHealth, MockNetworkBackend,
     ObjectKey, Observed, ObservedObject, Target,
 };
-use federation_core::cluster::{MemberRegistry, member_unhealthy};
+use federation_core::cluster::{MemberRegistry, member_silent, member_unhealthy};
 use federation_core::controller::{Context, reconcile_member, reconcile_network};
 use federation_core::engine::{Engine, EngineConfig};
 use federation_testkit::ControlPlanes;
@@ -226,16 +226,20 @@ async fn member_turns_unhealthy_only_after_the_failure_threshold_and_lost_creden
     assert_eq!(reachable(&healthy).0, "True");
     assert!(!member_unhealthy(&healthy));
 
-    // Hung for two probes (below the threshold of three): nothing is written, the member stays
-    // healthy for planning.
+    // Hung for two probes (below the threshold of three): the first says once that the member
+    // stopped responding (passes stop waiting for it), the second writes nothing; the member
+    // stays healthy for planning.
     member_cluster.pause().unwrap();
     let failures = || ctx.probe_streaks.get("east").map(|s| s.failures);
-    for failed in 1..=2 {
-        let east = probe().await;
-        assert_eq!(failures(), Some(failed));
-        assert_eq!(east.resource_version(), healthy.resource_version());
-        assert!(!member_unhealthy(&east));
-    }
+    let silent = probe().await;
+    assert_eq!(failures(), Some(1));
+    assert_ne!(silent.resource_version(), healthy.resource_version());
+    assert!(member_silent(&silent) && !member_unhealthy(&silent));
+    assert_eq!(reachable(&silent), reachable(&healthy));
+    let east = probe().await;
+    assert_eq!(failures(), Some(2));
+    assert_eq!(east.resource_version(), silent.resource_version());
+    assert!(!member_unhealthy(&east));
     // The third failure crosses it: Unreachable, once.
     let down = probe().await;
     assert_eq!(failures(), Some(3));
@@ -262,11 +266,13 @@ async fn member_turns_unhealthy_only_after_the_failure_threshold_and_lost_creden
     member_cluster.resume().unwrap();
     let answered = probe().await;
     member_cluster.pause().unwrap();
-    for _ in 0..2 {
-        let east = probe().await;
-        assert_eq!(east.resource_version(), answered.resource_version());
-        assert!(!member_unhealthy(&east));
+    let first = probe().await;
+    let second = probe().await;
+    for east in [&first, &second] {
+        assert_eq!(reachable(east), reachable(&answered));
+        assert!(member_silent(east) && !member_unhealthy(east));
     }
+    assert_eq!(second.resource_version(), first.resource_version());
     member_cluster.resume().unwrap();
 
     // The kubeconfig Secret is deleted: a credentials problem naming the Secret, not downtime,

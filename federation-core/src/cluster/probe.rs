@@ -160,15 +160,13 @@ pub fn member_status(
         Err(_) => None,
     };
     if let Some((value, reason, message)) = responding {
-        let condition = Condition {
-            type_: RESPONDING.into(),
-            status: value.into(),
-            reason: reason.into(),
-            message,
-            observed_generation: generation,
-            last_transition_time: Time(Timestamp::UNIX_EPOCH),
-        };
-        merge_condition(&mut status.conditions, condition, now);
+        set_condition(
+            &mut status,
+            RESPONDING,
+            (value, reason, message),
+            generation,
+            now,
+        );
     }
     let (value, reason, message) = match result {
         Ok(p) => {
@@ -204,8 +202,27 @@ pub fn member_status(
         },
     };
     status.observed_generation = generation;
+    set_condition(
+        &mut status,
+        REACHABLE,
+        (value, reason, message),
+        generation,
+        now,
+    );
+    Some(status)
+}
+
+/// Sets condition `type_` to (status, reason, message); its transition time moves only when
+/// its status does.
+fn set_condition(
+    status: &mut MemberClusterStatus,
+    type_: &str,
+    (value, reason, message): (&str, &str, String),
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     let condition = Condition {
-        type_: REACHABLE.into(),
+        type_: type_.into(),
         status: value.into(),
         reason: reason.into(),
         message,
@@ -213,7 +230,6 @@ pub fn member_status(
         last_transition_time: Time(Timestamp::UNIX_EPOCH),
     };
     merge_condition(&mut status.conditions, condition, now);
-    Some(status)
 }
 
 #[cfg(test)]
