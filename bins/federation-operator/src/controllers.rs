@@ -9,6 +9,11 @@
 //! Everything here writes, so it runs only while this replica leads, and every write is
 //! fenced on leadership ([`crate::fence`]): member writes through [`FencedBackend`], hub
 //! writes through the fenced hub client the caller passes.
+//!
+//! Sharded replicas ([`crate::shard`]) run the controllers all the time instead: the
+//! reconcile wrappers pass a network or member on only while its shard is held, with a
+//! context whose hub client and backends are fenced on that shard ([`ShardContexts`]), and
+//! acquiring a shard triggers its networks and members at once.
 
 use crate::config::Tuning;
 use crate::fence::Fence;
@@ -17,6 +22,8 @@ use crate::hub_client::user_agent;
 use crate::measured_backend::MeasuredBackend;
 use crate::member_watch::{BackendWatch, MemberWatches};
 use crate::metrics::Metrics;
+use crate::shard::ShardRouting;
+use crate::shard::hashing::{member_shard, network_shard};
 use federation_core::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
 use federation_core::backend::NetworkBackend;
 use federation_core::cluster::MemberRegistry;
@@ -34,7 +41,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,6 +69,63 @@ pub struct OperatorContext {
     pub core: Arc<Context>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Per-shard contexts, when replicas are sharded.
+    pub shards: Option<ShardContexts>,
+}
+
+/// One core context per shard: the same registry, probe streaks and timings as the base
+/// context, but the shard's fenced hub client, Event recorder and backends.
+pub struct ShardContexts {
+    routing: ShardRouting,
+    cores: Vec<Arc<Context>>,
+}
+
+/// Where a reconcile goes.
+enum Route {
+    /// Not sharded: the one context, fenced on leadership.
+    Whole(Arc<Context>),
+    /// The context of a shard this replica holds, and that shard's fence.
+    Shard(Arc<Context>, Fence),
+    /// Another replica's shard: nothing to do here.
+    Elsewhere,
+}
+
+impl OperatorContext {
+    fn route(&self, shard_of: impl FnOnce(u32) -> u32) -> Route {
+        let Some(shards) = &self.shards else {
+            return Route::Whole(self.core.clone());
+        };
+        let shard = shard_of(shards.routing.count);
+        let index = usize::try_from(shard).unwrap_or(usize::MAX);
+        match (shards.cores.get(index), shards.routing.fences.get(index)) {
+            (Some(core), Some(fence)) if fence.check().is_ok() => {
+                Route::Shard(core.clone(), fence.clone())
+            }
+            _ => Route::Elsewhere,
+        }
+    }
+}
+
+/// Runs a reconcile where [`OperatorContext::route`] says: in a shard, the whole pass is
+/// bound to the shard's fence, so it is dropped (not only its writes refused) the moment
+/// the shard is lost.
+async fn routed<F, Fut>(route: Route, reconcile: F) -> Result<Action, ControllerError>
+where
+    F: FnOnce(Arc<Context>) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, ControllerError>>,
+{
+    match route {
+        Route::Whole(core) => reconcile(core).await,
+        // Acquiring the shard triggers it again.
+        Route::Elsewhere => Ok(Action::await_change()),
+        Route::Shard(core, fence) => match fence.bound(reconcile(core)).await {
+            Ok(result) => result,
+            Err(fenced) => {
+                debug!(%fenced, "shard lost during a pass; dropped it");
+                Ok(Action::await_change())
+            }
+        },
+    }
 }
 
 /// Builds the core context: member registry (its clients name this replica in their
@@ -75,45 +139,14 @@ pub fn core_context(
 ) -> Context {
     let registry =
         Arc::new(MemberRegistry::new(hub.clone()).with_user_agent(user_agent(&settings.identity)));
-    let t = &settings.tuning;
-    let engine = |backend: Arc<dyn NetworkBackend>| {
-        let measured = MeasuredBackend::new(backend, metrics.clone());
-        // The fence is outermost: a refused write is not counted as sent.
-        let fenced = FencedBackend::new(Arc::new(measured), fence.clone());
-        Engine::new(
-            Arc::new(fenced),
-            EngineConfig {
-                concurrency: t.member_concurrency.max(1),
-                target_timeout: t.target_timeout,
-                ..EngineConfig::default()
-            },
-        )
-    };
-    let engines = BTreeMap::from([
-        (
-            BackendKind::Skupper,
-            engine(Arc::new(SkupperBackend::new(registry.clone()))),
-        ),
-        (
-            BackendKind::Submariner,
-            engine(Arc::new(SubmarinerBackend::new(registry.clone()))),
-        ),
-        // SD-WAN networks reach their controller with the token in their Secret on the hub.
-        (
-            BackendKind::SdWan,
-            engine(Arc::new(SdwanBackend::new(Arc::new(
-                HubAccessResolver::new(hub.clone()),
-            )))),
-        ),
-    ]);
-    let mut ctx = Context::new(hub.clone(), registry, engines);
-    ctx.recorder = Some(Recorder::new(
+    let backends = measured_backends(hub, &registry, metrics);
+    let mut ctx = Context::new(
         hub.clone(),
-        Reporter {
-            controller: CONTROLLER_NAME.to_owned(),
-            instance: Some(settings.identity.clone()),
-        },
-    ));
+        registry,
+        fenced_engines(&backends, fence, &settings.tuning),
+    );
+    ctx.recorder = Some(recorder(hub, settings));
+    let t = &settings.tuning;
     ctx.timing = Timing {
         progressing: t.requeue_progressing,
         converged: t.requeue_converged,
@@ -124,6 +157,120 @@ pub fn core_context(
         credential_warning: t.credential_warning,
     };
     ctx
+}
+
+/// One backend per served kind, measured (not fenced yet: [`fenced_engines`] does that, per
+/// fence).
+fn measured_backends(
+    hub: &Client,
+    registry: &Arc<MemberRegistry>,
+    metrics: &Metrics,
+) -> BTreeMap<BackendKind, Arc<dyn NetworkBackend>> {
+    let measured = |backend: Arc<dyn NetworkBackend>| -> Arc<dyn NetworkBackend> {
+        Arc::new(MeasuredBackend::new(backend, metrics.clone()))
+    };
+    BTreeMap::from([
+        (
+            BackendKind::Skupper,
+            measured(Arc::new(SkupperBackend::new(registry.clone()))),
+        ),
+        (
+            BackendKind::Submariner,
+            measured(Arc::new(SubmarinerBackend::new(registry.clone()))),
+        ),
+        // SD-WAN networks reach their controller with the token in their Secret on the hub.
+        (
+            BackendKind::SdWan,
+            measured(Arc::new(SdwanBackend::new(Arc::new(
+                HubAccessResolver::new(hub.clone()),
+            )))),
+        ),
+    ])
+}
+
+/// One engine per backend, its writes fenced on `fence`.
+fn fenced_engines(
+    backends: &BTreeMap<BackendKind, Arc<dyn NetworkBackend>>,
+    fence: &Fence,
+    t: &Tuning,
+) -> BTreeMap<BackendKind, Engine> {
+    backends
+        .iter()
+        .map(|(kind, backend)| {
+            // The fence is outermost: a refused write is not counted as sent.
+            let fenced = FencedBackend::new(backend.clone(), fence.clone());
+            let engine = Engine::new(
+                Arc::new(fenced),
+                EngineConfig {
+                    concurrency: t.member_concurrency.max(1),
+                    target_timeout: t.target_timeout,
+                    ..EngineConfig::default()
+                },
+            );
+            (*kind, engine)
+        })
+        .collect()
+}
+
+fn recorder(hub: &Client, settings: &ControllerSettings) -> Recorder {
+    Recorder::new(
+        hub.clone(),
+        Reporter {
+            controller: CONTROLLER_NAME.to_owned(),
+            instance: Some(settings.identity.clone()),
+        },
+    )
+}
+
+/// The per-shard contexts: `base` with each shard's hub client, recorder and engines.
+fn shard_contexts(
+    base: &Context,
+    routing: ShardRouting,
+    settings: &ControllerSettings,
+    metrics: &Metrics,
+) -> ShardContexts {
+    let backends = measured_backends(&base.hub, &base.registry, metrics);
+    let cores = routing
+        .hubs
+        .iter()
+        .zip(routing.fences.iter())
+        .map(|(hub, fence)| {
+            Arc::new(Context {
+                hub: hub.clone(),
+                engines: fenced_engines(&backends, fence, &settings.tuning),
+                recorder: Some(recorder(hub, settings)),
+                ..base.clone()
+            })
+        })
+        .collect();
+    ShardContexts { routing, cores }
+}
+
+/// Triggers, when shards are acquired, for every object of those shards in `store`.
+fn on_acquired<K>(
+    owned: watch::Receiver<BTreeSet<u32>>,
+    store: Store<K>,
+    shard_of: impl Fn(&K) -> u32 + Send + 'static,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let held = owned.borrow().clone();
+    futures::stream::unfold((owned, held), |(mut owned, before)| async move {
+        owned.changed().await.ok()?;
+        let now = owned.borrow_and_update().clone();
+        let gained: BTreeSet<u32> = now.difference(&before).copied().collect();
+        Some((gained, (owned, now)))
+    })
+    .flat_map(move |gained| {
+        let refs: Vec<ObjectRef<K>> = store
+            .state()
+            .iter()
+            .filter(|o| gained.contains(&shard_of(o)))
+            .map(|o| ObjectRef::from_obj(o.as_ref()))
+            .collect();
+        futures::stream::iter(refs)
+    })
 }
 
 /// What each served backend owns in members (its kinds) and the fixed namespaces it writes
@@ -162,8 +309,13 @@ async fn reconcile_network_measured(
     net: Arc<FederatedNetwork>,
     ctx: Arc<OperatorContext>,
 ) -> Result<Action, ControllerError> {
+    let route = ctx
+        .route(|count| network_shard(&net.namespace().unwrap_or_default(), &net.name_any(), count));
+    if matches!(route, Route::Elsewhere) {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
-    let result = reconcile_network(net, ctx.core.clone()).await;
+    let result = routed(route, |core| reconcile_network(net, core)).await;
     ctx.metrics.observe_reconcile(
         "FederatedNetwork",
         started.elapsed(),
@@ -184,8 +336,12 @@ async fn reconcile_member_measured(
     member: Arc<MemberCluster>,
     ctx: Arc<OperatorContext>,
 ) -> Result<Action, ControllerError> {
+    let route = ctx.route(|count| member_shard(&member.name_any(), count));
+    if matches!(route, Route::Elsewhere) {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
-    let result = reconcile_member(member, ctx.core.clone()).await;
+    let result = routed(route, |core| reconcile_member(member, core)).await;
     ctx.metrics.observe_reconcile(
         "MemberCluster",
         started.elapsed(),
@@ -217,6 +373,9 @@ pub struct ControllerRun {
     pub synced: watch::Sender<bool>,
     /// Cancelled to stop.
     pub shutdown: CancellationToken,
+    /// Set when replicas are sharded: then `hub` and `fence` never write (the fence stays
+    /// shut), and each shard's work goes through its own fenced client.
+    pub shards: Option<ShardRouting>,
 }
 
 /// Runs both controllers and the member watches until `shutdown` is cancelled; then lets
@@ -230,12 +389,19 @@ pub async fn run(run: ControllerRun) {
         fence,
         synced,
         shutdown,
+        shards,
     } = run;
-    let core = Arc::new(core_context(&hub, &settings, &metrics, &fence));
+    let base = core_context(&hub, &settings, &metrics, &fence);
+    let shards = shards.map(|routing| shard_contexts(&base, routing, &settings, &metrics));
+    let acquired = shards
+        .as_ref()
+        .map(|s| (s.routing.owned.clone(), s.routing.count));
+    let core = Arc::new(base);
     let registry = core.registry.clone();
     let ctx = Arc::new(OperatorContext {
         core,
         metrics: metrics.clone(),
+        shards,
     });
     let t = &settings.tuning;
     let controller_config = ControllerConfig::default()
@@ -265,6 +431,18 @@ pub async fn run(run: ControllerRun) {
     let member_triggers = futures::stream::unfold(trigger_rx, |mut rx| async move {
         rx.recv().await.map(|r| (r, rx))
     });
+    // Sharded: a shard's networks are reconciled as soon as it is acquired.
+    let member_triggers = match acquired.clone() {
+        Some((owned, count)) => futures::stream::select(
+            member_triggers,
+            on_acquired(owned, networks.clone(), move |n: &FederatedNetwork| {
+                network_shard(&n.namespace().unwrap_or_default(), &n.name_any(), count)
+            })
+            .boxed(),
+        )
+        .boxed(),
+        None => member_triggers.boxed(),
+    };
     let all_networks = networks.clone();
     let network_controller = Controller::for_stream(network_stream, networks.clone())
         .with_config(controller_config.clone())
@@ -296,7 +474,16 @@ pub async fn run(run: ControllerRun) {
     let member_controller = Controller::new(members_api, watcher::Config::default())
         .with_config(ControllerConfig::default().concurrency(8));
     let members = member_controller.store();
+    // Sharded: a shard's members are probed as soon as it is acquired.
+    let member_acquired = match acquired {
+        Some((owned, count)) => on_acquired(owned, members.clone(), move |m: &MemberCluster| {
+            member_shard(&m.name_any(), count)
+        })
+        .boxed(),
+        None => futures::stream::empty().boxed(),
+    };
     let member_controller = member_controller
+        .reconcile_on(member_acquired)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(reconcile_member_measured, member_error_policy, ctx.clone())
         .for_each(|result| async move {
