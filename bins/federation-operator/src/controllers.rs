@@ -22,8 +22,8 @@ use crate::hub_client::user_agent;
 use crate::measured_backend::MeasuredBackend;
 use crate::member_watch::{BackendWatch, MemberWatches};
 use crate::metrics::Metrics;
-use crate::shard::ShardRouting;
 use crate::shard::hashing::{member_shard, network_shard};
+use crate::shard::{HeldShards, ShardRouting};
 use federation_core::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
 use federation_core::backend::NetworkBackend;
 use federation_core::cluster::MemberRegistry;
@@ -118,13 +118,17 @@ where
         Route::Whole(core) => reconcile(core).await,
         // Acquiring the shard triggers it again.
         Route::Elsewhere => Ok(Action::await_change()),
-        Route::Shard(core, fence) => match fence.bound(reconcile(core)).await {
-            Ok(result) => result,
-            Err(fenced) => {
-                debug!(%fenced, "shard lost during a pass; dropped it");
-                Ok(Action::await_change())
+        Route::Shard(core, fence) => {
+            let retry = core.timing.progressing;
+            match fence.bound(reconcile(core)).await {
+                Ok(result) => result,
+                // Looked at again soon: skipped if the shard is someone else's by then.
+                Err(fenced) => {
+                    debug!(%fenced, "shard lost during a pass; dropped it");
+                    Ok(Action::requeue(retry))
+                }
             }
-        },
+        }
     }
 }
 
@@ -248,7 +252,7 @@ fn shard_contexts(
 
 /// Triggers, when shards are acquired, for every object of those shards in `store`.
 fn on_acquired<K>(
-    owned: watch::Receiver<BTreeSet<u32>>,
+    owned: watch::Receiver<HeldShards>,
     store: Store<K>,
     shard_of: impl Fn(&K) -> u32 + Send + 'static,
 ) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
@@ -259,7 +263,12 @@ where
     futures::stream::unfold((owned, held), |(mut owned, before)| async move {
         owned.changed().await.ok()?;
         let now = owned.borrow_and_update().clone();
-        let gained: BTreeSet<u32> = now.difference(&before).copied().collect();
+        // New shards, and shards lost and acquired again since the last look.
+        let gained: BTreeSet<u32> = now
+            .iter()
+            .filter(|(shard, n)| before.get(shard) != Some(n))
+            .map(|(shard, _)| *shard)
+            .collect();
         Some((gained, (owned, now)))
     })
     .flat_map(move |gained| {

@@ -23,7 +23,6 @@ use crate::shard::ShardRouting;
 use crate::shard::coordinator::{Coordinator, ShardSettings};
 use crate::shard::table::{LeaseNames, LeaseTimings};
 use crate::{ControllersFn, RunError, stop_gracefully};
-use std::collections::BTreeSet;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -50,7 +49,7 @@ pub async fn run(
     // The controllers' base context writes nothing: its fence is never opened.
     let never = Fence::closed();
     let base_hub = fenced_view(&reads, &never);
-    let (owned_tx, owned_rx) = watch::channel(BTreeSet::new());
+    let (owned_tx, owned_rx) = watch::channel(crate::shard::HeldShards::new());
     let health = Health::sharded();
     let http_stop = CancellationToken::new();
     let servers = http::serve(
@@ -84,8 +83,10 @@ pub async fn run(
         }),
     }));
     let t = &config.tuning;
+    // The Leases get a client of their own, as the single-Lease elector does: renewals do
+    // not queue behind the controllers' requests.
     let coordinator = Coordinator::new(
-        reads,
+        hub_client(&hub, &agent, &metrics, None)?,
         ShardSettings {
             names: LeaseNames {
                 prefix: config.lease_name.clone(),

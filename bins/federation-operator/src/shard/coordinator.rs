@@ -4,6 +4,7 @@
 //! shard goes through) and on a watch channel (which the controllers follow to reconcile a
 //! shard's networks as soon as it is acquired).
 
+use super::HeldShards;
 use super::table::{Changes, LeaseNames, LeaseTimings, ROLE_REPLICA, Step, Table, Written};
 use crate::fence::Fence;
 use crate::metrics::Metrics;
@@ -42,7 +43,8 @@ pub struct Coordinator {
     settings: ShardSettings,
     table: Table,
     fences: Vec<Fence>,
-    owned: watch::Sender<BTreeSet<u32>>,
+    owned: watch::Sender<HeldShards>,
+    acquisitions: u64,
     metrics: Metrics,
     heartbeat: Option<Lease>,
 }
@@ -54,7 +56,7 @@ impl Coordinator {
         client: Client,
         settings: ShardSettings,
         fences: Vec<Fence>,
-        owned: watch::Sender<BTreeSet<u32>>,
+        owned: watch::Sender<HeldShards>,
         metrics: Metrics,
     ) -> Self {
         let table = Table::new(
@@ -69,6 +71,7 @@ impl Coordinator {
             table,
             fences,
             owned,
+            acquisitions: 0,
             metrics,
             heartbeat: None,
         }
@@ -92,8 +95,19 @@ impl Coordinator {
         let mut next_round = Instant::now();
         loop {
             tokio::select! {
+                // The round before the watch: a busy watch must never hold renewals back.
                 biased;
                 () = shutdown.cancelled() => break,
+                () = tokio::time::sleep_until(next_round) => {
+                    // Nothing is decided before the first full list: an unseen Lease would
+                    // look free.
+                    if synced {
+                        let started = Instant::now();
+                        self.round().await;
+                        debug!(took = ?started.elapsed(), held = ?self.table.held(), "shard round");
+                    }
+                    next_round = Instant::now() + crate::leader::jittered(s.retry_period);
+                }
                 event = watch.next() => match event {
                     Some(Ok(watcher::Event::Apply(lease))) => self.table.observe(&lease, Instant::now()),
                     Some(Ok(watcher::Event::Delete(lease))) => self.table.forget(&lease.name_any()),
@@ -113,22 +127,14 @@ impl Coordinator {
                     Some(Err(e)) => warn!(error = %e, "watching the operator's Leases"),
                     None => break,
                 },
-                () = tokio::time::sleep_until(next_round) => {
-                    // Nothing is decided before the first full list: an unseen Lease would
-                    // look free.
-                    if synced {
-                        self.round().await;
-                    }
-                    next_round = Instant::now() + crate::leader::jittered(s.retry_period);
-                }
             }
         }
         self.leave().await;
     }
 
-    /// One round: heartbeat, drop what expired, send what the table asks for.
+    /// One round: drop what expired, then the heartbeat and what the table asks for, sent
+    /// together (a slow heartbeat must not delay the renewals).
     async fn round(&mut self) {
-        self.beat().await;
         let now = Instant::now();
         let expired = self.table.expire(now);
         self.report(&expired, "lost (not renewed within the renew deadline)");
@@ -144,6 +150,7 @@ impl Coordinator {
         }
         // Fences of released (and expired) shards shut before any Lease write is sent.
         self.publish();
+        let beat = self.beat();
         let writes = steps.iter().map(|step| {
             let api = self.api.clone();
             let budget = self.budget(step);
@@ -156,7 +163,8 @@ impl Coordinator {
                 (sent, outcome)
             }
         });
-        let outcomes = futures::future::join_all(writes).await;
+        let (beat, outcomes) = futures::future::join(beat, futures::future::join_all(writes)).await;
+        self.beaten(beat);
         let mut changes = Changes::default();
         for (step, (sent, outcome)) in steps.iter().zip(outcomes) {
             let c = self.table.written(step, sent, outcome, Instant::now());
@@ -194,7 +202,7 @@ impl Coordinator {
 
     /// Opens the fences of held shards until their validity, shuts the others, and tells
     /// the controllers what is held.
-    fn publish(&self) {
+    fn publish(&mut self) {
         for (shard, fence) in (0u32..).zip(&self.fences) {
             match self.table.held_until(shard) {
                 Some(until) => fence.lead_until(until),
@@ -205,15 +213,24 @@ impl Coordinator {
         self.metrics
             .shards_held
             .set(i64::try_from(held.len()).unwrap_or(i64::MAX));
+        let mut count = self.acquisitions;
         self.owned.send_if_modified(|owned| {
-            let changed = *owned != held;
-            *owned = held;
-            changed
+            let before = owned.clone();
+            owned.retain(|shard, _| held.contains(shard));
+            for shard in &held {
+                owned.entry(*shard).or_insert_with(|| {
+                    count += 1;
+                    count
+                });
+            }
+            *owned != before
         });
+        self.acquisitions = count;
     }
 
-    /// Creates or renews this replica's heartbeat Lease.
-    async fn beat(&mut self) {
+    /// Creates or renews this replica's heartbeat Lease (the answer goes to
+    /// [`Self::beaten`]). Its budget is the renew deadline, like a shard's.
+    fn beat(&mut self) -> impl std::future::Future<Output = Option<Lease>> + use<> {
         let s = &self.settings;
         let name = s.names.replica(&s.identity);
         let seconds = i32::try_from(s.timings.duration.as_secs().max(1)).unwrap_or(i32::MAX);
@@ -222,6 +239,7 @@ impl Coordinator {
         let identity = s.identity.clone();
         let labels = s.names.labels(ROLE_REPLICA);
         let namespace = s.names.namespace.clone();
+        let budget = s.timings.renew_deadline;
         let attempt = async move {
             let current = match previous {
                 Some(lease) => Some(lease),
@@ -256,14 +274,27 @@ impl Coordinator {
                 }
             }
         };
-        match tokio::time::timeout(s.retry_period, attempt).await {
-            Ok(Ok(lease)) => {
-                self.table.observe(&lease, Instant::now());
-                self.heartbeat = Some(lease);
+        async move {
+            match tokio::time::timeout(budget, attempt).await {
+                Ok(Ok(lease)) => Some(lease),
+                Ok(Err(e)) => {
+                    warn!(error = %e, "could not renew this replica's heartbeat");
+                    None
+                }
+                Err(_) => {
+                    warn!("renewing this replica's heartbeat timed out");
+                    None
+                }
             }
-            Ok(Err(e)) => warn!(error = %e, "could not renew this replica's heartbeat"),
-            Err(_) => warn!("renewing this replica's heartbeat timed out"),
         }
+    }
+
+    /// Takes the heartbeat's answer: without one, the next beat reads the Lease first.
+    fn beaten(&mut self, lease: Option<Lease>) {
+        if let Some(lease) = &lease {
+            self.table.observe(lease, Instant::now());
+        }
+        self.heartbeat = lease;
     }
 
     /// Deletes the heartbeats of replicas gone for good (a resourceVersion precondition makes

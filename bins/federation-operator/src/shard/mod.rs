@@ -32,9 +32,13 @@ mod table_tests;
 
 use crate::fence::Fence;
 use kube::Client;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::watch;
+
+/// The shards held now, each with the number of its acquisition: a shard lost and acquired
+/// again between two looks is told apart from one held all along.
+pub type HeldShards = BTreeMap<u32, u64>;
 
 /// What the controllers need to follow the shards: one fence and one hub client fenced on
 /// it per shard, and the set of shards held now.
@@ -47,7 +51,7 @@ pub struct ShardRouting {
     /// Each shard's hub client, its writes fenced on the shard's fence.
     pub hubs: Arc<[Client]>,
     /// The shards this replica holds now.
-    pub owned: watch::Receiver<BTreeSet<u32>>,
+    pub owned: watch::Receiver<HeldShards>,
 }
 
 impl std::fmt::Debug for ShardRouting {
