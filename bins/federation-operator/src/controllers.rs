@@ -22,8 +22,9 @@ use crate::hub_client::user_agent;
 use crate::measured_backend::MeasuredBackend;
 use crate::member_watch::{BackendWatch, MemberWatches};
 use crate::metrics::Metrics;
+use crate::shard::ShardRouting;
 use crate::shard::hashing::{member_shard, network_shard};
-use crate::shard::{HeldShards, ShardRouting};
+use crate::shard::routing::{Route, ShardContexts, on_acquired, routed, shard_contexts};
 use federation_core::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
 use federation_core::backend::NetworkBackend;
 use federation_core::cluster::MemberRegistry;
@@ -41,7 +42,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,65 +72,6 @@ pub struct OperatorContext {
     pub metrics: Metrics,
     /// Per-shard contexts, when replicas are sharded.
     pub shards: Option<ShardContexts>,
-}
-
-/// One core context per shard: the same registry, probe streaks and timings as the base
-/// context, but the shard's fenced hub client, Event recorder and backends.
-pub struct ShardContexts {
-    routing: ShardRouting,
-    cores: Vec<Arc<Context>>,
-}
-
-/// Where a reconcile goes.
-enum Route {
-    /// Not sharded: the one context, fenced on leadership.
-    Whole(Arc<Context>),
-    /// The context of a shard this replica holds, and that shard's fence.
-    Shard(Arc<Context>, Fence),
-    /// Another replica's shard: nothing to do here.
-    Elsewhere,
-}
-
-impl OperatorContext {
-    fn route(&self, shard_of: impl FnOnce(u32) -> u32) -> Route {
-        let Some(shards) = &self.shards else {
-            return Route::Whole(self.core.clone());
-        };
-        let shard = shard_of(shards.routing.count);
-        let index = usize::try_from(shard).unwrap_or(usize::MAX);
-        match (shards.cores.get(index), shards.routing.fences.get(index)) {
-            (Some(core), Some(fence)) if fence.check().is_ok() => {
-                Route::Shard(core.clone(), fence.clone())
-            }
-            _ => Route::Elsewhere,
-        }
-    }
-}
-
-/// Runs a reconcile where [`OperatorContext::route`] says: in a shard, the whole pass is
-/// bound to the shard's fence, so it is dropped (not only its writes refused) the moment
-/// the shard is lost.
-async fn routed<F, Fut>(route: Route, reconcile: F) -> Result<Action, ControllerError>
-where
-    F: FnOnce(Arc<Context>) -> Fut,
-    Fut: std::future::Future<Output = Result<Action, ControllerError>>,
-{
-    match route {
-        Route::Whole(core) => reconcile(core).await,
-        // Acquiring the shard triggers it again.
-        Route::Elsewhere => Ok(Action::await_change()),
-        Route::Shard(core, fence) => {
-            let retry = core.timing.progressing;
-            match fence.bound(reconcile(core)).await {
-                Ok(result) => result,
-                // Looked at again soon: skipped if the shard is someone else's by then.
-                Err(fenced) => {
-                    debug!(%fenced, "shard lost during a pass; dropped it");
-                    Ok(Action::requeue(retry))
-                }
-            }
-        }
-    }
 }
 
 /// Builds the core context: member registry (its clients name this replica in their
@@ -165,7 +107,7 @@ pub fn core_context(
 
 /// One backend per served kind, measured (not fenced yet: [`fenced_engines`] does that, per
 /// fence).
-fn measured_backends(
+pub(crate) fn measured_backends(
     hub: &Client,
     registry: &Arc<MemberRegistry>,
     metrics: &Metrics,
@@ -193,7 +135,7 @@ fn measured_backends(
 }
 
 /// One engine per backend, its writes fenced on `fence`.
-fn fenced_engines(
+pub(crate) fn fenced_engines(
     backends: &BTreeMap<BackendKind, Arc<dyn NetworkBackend>>,
     fence: &Fence,
     t: &Tuning,
@@ -216,7 +158,7 @@ fn fenced_engines(
         .collect()
 }
 
-fn recorder(hub: &Client, settings: &ControllerSettings) -> Recorder {
+pub(crate) fn recorder(hub: &Client, settings: &ControllerSettings) -> Recorder {
     Recorder::new(
         hub.clone(),
         Reporter {
@@ -224,62 +166,6 @@ fn recorder(hub: &Client, settings: &ControllerSettings) -> Recorder {
             instance: Some(settings.identity.clone()),
         },
     )
-}
-
-/// The per-shard contexts: `base` with each shard's hub client, recorder and engines.
-fn shard_contexts(
-    base: &Context,
-    routing: ShardRouting,
-    settings: &ControllerSettings,
-    metrics: &Metrics,
-) -> ShardContexts {
-    let backends = measured_backends(&base.hub, &base.registry, metrics);
-    let cores = routing
-        .hubs
-        .iter()
-        .zip(routing.fences.iter())
-        .map(|(hub, fence)| {
-            Arc::new(Context {
-                hub: hub.clone(),
-                engines: fenced_engines(&backends, fence, &settings.tuning),
-                recorder: Some(recorder(hub, settings)),
-                ..base.clone()
-            })
-        })
-        .collect();
-    ShardContexts { routing, cores }
-}
-
-/// Triggers, when shards are acquired, for every object of those shards in `store`.
-fn on_acquired<K>(
-    owned: watch::Receiver<HeldShards>,
-    store: Store<K>,
-    shard_of: impl Fn(&K) -> u32 + Send + 'static,
-) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
-where
-    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
-{
-    let held = owned.borrow().clone();
-    futures::stream::unfold((owned, held), |(mut owned, before)| async move {
-        owned.changed().await.ok()?;
-        let now = owned.borrow_and_update().clone();
-        // New shards, and shards lost and acquired again since the last look.
-        let gained: BTreeSet<u32> = now
-            .iter()
-            .filter(|(shard, n)| before.get(shard) != Some(n))
-            .map(|(shard, _)| *shard)
-            .collect();
-        Some((gained, (owned, now)))
-    })
-    .flat_map(move |gained| {
-        let refs: Vec<ObjectRef<K>> = store
-            .state()
-            .iter()
-            .filter(|o| gained.contains(&shard_of(o)))
-            .map(|o| ObjectRef::from_obj(o.as_ref()))
-            .collect();
-        futures::stream::iter(refs)
-    })
 }
 
 /// What each served backend owns in members (its kinds) and the fixed namespaces it writes

@@ -26,6 +26,7 @@
 
 pub mod coordinator;
 pub mod hashing;
+pub mod routing;
 pub mod table;
 #[cfg(test)]
 mod table_tests;
