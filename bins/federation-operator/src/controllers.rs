@@ -83,8 +83,21 @@ pub fn core_context(
     metrics: &Metrics,
     fence: &Fence,
 ) -> Context {
-    let registry =
-        Arc::new(MemberRegistry::new(hub.clone()).with_user_agent(user_agent(&settings.identity)));
+    core_context_with(hub, hub, settings, metrics, fence)
+}
+
+/// [`core_context`] with the member registry on `registry_hub` (sharded replicas: see
+/// [`ShardRouting::registry_hub`]).
+fn core_context_with(
+    hub: &Client,
+    registry_hub: &Client,
+    settings: &ControllerSettings,
+    metrics: &Metrics,
+    fence: &Fence,
+) -> Context {
+    let registry = Arc::new(
+        MemberRegistry::new(registry_hub.clone()).with_user_agent(user_agent(&settings.identity)),
+    );
     let backends = measured_backends(hub, &registry, metrics);
     let mut ctx = Context::new(
         hub.clone(),
@@ -286,7 +299,8 @@ pub async fn run(run: ControllerRun) {
         shutdown,
         shards,
     } = run;
-    let base = core_context(&hub, &settings, &metrics, &fence);
+    let registry_hub = shards.as_ref().map_or(&hub, |s| &s.registry_hub);
+    let base = core_context_with(&hub, registry_hub, &settings, &metrics, &fence);
     let shards = shards.map(|routing| shard_contexts(&base, routing, &settings, &metrics));
     let acquired = shards
         .as_ref()

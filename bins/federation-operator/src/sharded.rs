@@ -80,6 +80,7 @@ pub async fn run(
             fences: fences.clone().into(),
             hubs: hubs.into(),
             owned: owned_rx,
+            registry_hub: reads.clone(),
         }),
     }));
     let t = &config.tuning;

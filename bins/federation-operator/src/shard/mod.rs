@@ -53,6 +53,11 @@ pub struct ShardRouting {
     pub hubs: Arc<[Client]>,
     /// The shards this replica holds now.
     pub owned: watch::Receiver<HeldShards>,
+    /// The hub client of the member registry, shared by every shard, so not fenced on any
+    /// one: backends write through it (the Submariner backend creates a network's IPsec key
+    /// Secret on the hub). Such writes happen only inside a pass, and a pass is bound as a
+    /// whole to its shard's fence, so none starts once the shard is lost.
+    pub registry_hub: Client,
 }
 
 impl std::fmt::Debug for ShardRouting {
