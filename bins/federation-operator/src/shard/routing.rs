@@ -132,3 +132,61 @@ where
         futures::stream::iter(refs)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use federation_core::api::MemberCluster;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    fn member(name: &str) -> MemberCluster {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "fednet.io/v1alpha1", "kind": "MemberCluster",
+            "metadata": {"name": name},
+            "spec": {"clusterId": name, "kubeconfigSecretRef": {"namespace": "ns", "name": name}}
+        }))
+        .unwrap()
+    }
+
+    async fn next(
+        stream: &mut (impl futures::Stream<Item = ObjectRef<MemberCluster>> + Unpin),
+    ) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(1), stream.next())
+            .await
+            .expect("a trigger")
+            .expect("the stream goes on")
+            .name
+    }
+
+    /// A shard lost and acquired again before the controllers looked is still a new
+    /// acquisition: its objects are triggered again (a watch channel only keeps the last
+    /// value, so the set of shards alone would look unchanged).
+    #[tokio::test]
+    async fn acquiring_a_shard_triggers_its_objects_even_after_a_loss_nobody_saw() {
+        let (store, mut writer) = reflector::store::<MemberCluster>();
+        for name in ["a", "b"] {
+            writer.apply_watcher_event(&Event::Apply(member(name)));
+        }
+        let (held, owned) = watch::channel(HeldShards::new());
+        let shard_of = |m: &MemberCluster| u32::from(m.metadata.name.as_deref() == Some("b"));
+        let mut triggers = Box::pin(on_acquired(owned, store, shard_of));
+
+        held.send_replace(HeldShards::from([(1, 1)]));
+        assert_eq!(next(&mut triggers).await, "b");
+        // Lost and acquired again, faster than anyone looked: only the number differs.
+        held.send_replace(HeldShards::new());
+        held.send_replace(HeldShards::from([(1, 2)]));
+        assert_eq!(next(&mut triggers).await, "b");
+        // Another shard joins: only its objects.
+        held.send_replace(HeldShards::from([(0, 3), (1, 2)]));
+        assert_eq!(next(&mut triggers).await, "a");
+        // Nothing new: no trigger.
+        held.send_replace(HeldShards::from([(0, 3), (1, 2)]));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(100), triggers.next())
+                .await
+                .is_err()
+        );
+    }
+}
