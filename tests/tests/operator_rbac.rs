@@ -1,5 +1,7 @@
 //! The Helm chart's hub RBAC is enough, as the chart's ServiceAccount, for the operator to
-//! converge a network, publish Events, tear the network down and hand the Lease over.
+//! converge a network, publish Events, tear the network down and hand the Lease over; and,
+//! rendered with `sharding.shards`, for a sharded replica to do the same through its
+//! heartbeat and shard Leases.
 //!
 //! Needs `helm` to render the chart: `$HELM`, `hack/bin/helm` (which `make tools`, part of
 //! `make test`, installs from the Go module proxy), or `helm` on the PATH. Without it the test
@@ -11,6 +13,7 @@ use federation_tests::operator_env::{
     FedEnv, HUB_NAMESPACE, NETWORK, OperatorOptions, OperatorProcess, apply_json,
     service_account_kubeconfig,
 };
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams};
 use serde_json::Value;
@@ -35,12 +38,13 @@ fn helm() -> PathBuf {
         .expect("helm not found: run `make tools` (or hack/tools.sh), or set HELM")
 }
 
-fn render_chart(helm: &PathBuf) -> Vec<Value> {
+fn render_chart(helm: &PathBuf, shards: u32) -> Vec<Value> {
     let chart = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/helm/fednet-operator");
     let out = std::process::Command::new(helm)
         .args(["template", "fednet", chart.to_str().unwrap()])
         .args(["--namespace", HUB_NAMESPACE, "--kube-version", "1.37.0"])
         .args(["--set", &format!("watchNamespace={HUB_NAMESPACE}")])
+        .args(["--set", &format!("sharding.shards={shards}")])
         .output()
         .unwrap();
     assert!(
@@ -57,7 +61,21 @@ fn render_chart(helm: &PathBuf) -> Vec<Value> {
 
 #[tokio::test]
 async fn the_charts_hub_rbac_is_enough_for_the_operator() {
-    let docs = render_chart(&helm());
+    with_the_charts_rbac(1).await;
+}
+
+#[tokio::test]
+async fn the_charts_hub_rbac_is_enough_for_a_sharded_replica() {
+    with_the_charts_rbac(4).await;
+}
+
+/// One at a time: each test starts three control planes and an operator, and two at once
+/// on a small shared machine slow convergence past the timeouts.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn with_the_charts_rbac(shards: u32) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let docs = render_chart(&helm(), shards);
     let mut env = FedEnv::start(2).await.unwrap();
     env.start_double();
     // Only the RBAC and the ServiceAccount: no kubelet runs the Deployment here.
@@ -81,6 +99,7 @@ async fn the_charts_hub_rbac_is_enough_for_the_operator() {
 
     let mut options = OperatorOptions::fast("chart-rbac");
     options.kubeconfig = Some(path);
+    options.extra_args = vec![format!("--shards={shards}")];
     let mut op = OperatorProcess::start(&env, options, dir.path())
         .await
         .unwrap();
@@ -135,4 +154,25 @@ async fn the_charts_hub_rbac_is_enough_for_the_operator() {
         op.terminate(Duration::from_secs(20)).await.unwrap(),
         Some(0)
     );
+    if shards > 1 {
+        // On the way out it released its shards and deleted its heartbeat.
+        let leases = Api::<Lease>::namespaced(env.hub().client(), HUB_NAMESPACE)
+            .list(&ListParams::default().labels("fednet.io/operator-lease=fednet-operator"))
+            .await
+            .unwrap()
+            .items;
+        let names: Vec<String> = leases
+            .iter()
+            .filter_map(|l| l.metadata.name.clone())
+            .collect();
+        assert_eq!(leases.len(), shards as usize, "{names:?}");
+        assert!(
+            leases.iter().all(|l| l
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_ref())
+                .is_none()),
+            "{leases:?}"
+        );
+    }
 }

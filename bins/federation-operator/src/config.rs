@@ -48,6 +48,14 @@ pub struct Config {
     #[arg(long, env = "FEDNET_LEASE_NAME", default_value = "fednet-operator")]
     pub lease_name: String,
 
+    /// Number of shards networks and member probes are split into. 1 (the default): one
+    /// replica leads on the Lease `--lease-name` and does everything. More: every replica
+    /// works, each on the shards it holds through the Leases `<lease-name>-shard-<i>` (see
+    /// the README, "Sharded replicas"). Fixed for the life of a deployment: changing it
+    /// moves most networks to another shard at once.
+    #[arg(long, env = "FEDNET_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub shards: u32,
+
     /// Namespace of the Lease: `$POD_NAMESPACE` in a pod, else `fednet-system`.
     #[arg(long, env = "FEDNET_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
@@ -173,6 +181,11 @@ impl Config {
                 t.lease_retry_period, t.lease_renew_deadline
             ));
         }
+        if self.shards > 1 && !self.leader_election {
+            return Err(
+                "--shards greater than 1 needs the Leases: leave --leader-election on".to_owned(),
+            );
+        }
         if t.lease_duration < Duration::from_secs(1) {
             return Err("--lease-duration must be at least 1s".to_owned());
         }
@@ -227,6 +240,14 @@ mod tests {
         assert_eq!(off.identity(), "a");
         let bad = Config::try_parse_from(["x", "--lease-duration", "5s"]).unwrap();
         assert!(bad.validate().is_err());
+        assert_eq!(config.shards, 1);
+        let sharded = Config::try_parse_from(["x", "--shards=8"]).unwrap();
+        assert_eq!(sharded.shards, 8);
+        assert!(sharded.validate().is_ok());
+        let unleased =
+            Config::try_parse_from(["x", "--shards=8", "--leader-election=false"]).unwrap();
+        assert!(unleased.validate().is_err());
+        assert!(Config::try_parse_from(["x", "--shards=0"]).is_err());
     }
 
     #[test]

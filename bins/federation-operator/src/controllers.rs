@@ -16,6 +16,11 @@
 //! Everything here writes, so it runs only while this replica leads, and every write is
 //! fenced on leadership ([`crate::fence`]): member writes through [`FencedBackend`], hub
 //! writes through the fenced hub client the caller passes.
+//!
+//! Sharded replicas ([`crate::shard`]) run the controllers all the time instead: the
+//! reconcile wrappers pass a network or member on only while its shard is held, with a
+//! context whose hub client and backends are fenced on that shard ([`ShardContexts`]), and
+//! acquiring a shard triggers its networks and members at once.
 
 use crate::config::Tuning;
 use crate::fence::Fence;
@@ -24,6 +29,9 @@ use crate::hub_client::user_agent;
 use crate::measured_backend::MeasuredBackend;
 use crate::member_watch::{BackendWatch, MemberWatches, network_uses};
 use crate::metrics::Metrics;
+use crate::shard::ShardRouting;
+use crate::shard::hashing::{member_shard, network_shard};
+use crate::shard::routing::{Route, ShardContexts, on_acquired, routed, shard_contexts};
 use federation_core::api::{BackendKind, FederatedNetwork, FederatedService, MemberCluster};
 use federation_core::backend::NetworkBackend;
 use federation_core::cluster::{MemberCache, MemberRegistry};
@@ -69,6 +77,8 @@ pub struct OperatorContext {
     pub core: Arc<Context>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Per-shard contexts, when replicas are sharded.
+    pub shards: Option<ShardContexts>,
 }
 
 /// The watch-fed caches a pass reads instead of the API servers.
@@ -91,51 +101,33 @@ pub fn core_context(
     fence: &Fence,
     caches: &Caches,
 ) -> Context {
+    core_context_with(hub, hub, settings, metrics, fence, caches)
+}
+
+/// [`core_context`] with the member registry on `registry_hub` (sharded replicas: see
+/// [`ShardRouting::registry_hub`]).
+fn core_context_with(
+    hub: &Client,
+    registry_hub: &Client,
+    settings: &ControllerSettings,
+    metrics: &Metrics,
+    fence: &Fence,
+    caches: &Caches,
+) -> Context {
     let registry = Arc::new(
-        MemberRegistry::new(hub.clone())
+        MemberRegistry::new(registry_hub.clone())
             .with_user_agent(user_agent(&settings.identity))
             .watched(caches.hub.members.clone(), caches.members.clone()),
     );
-    let t = &settings.tuning;
-    let engine = |backend: Arc<dyn NetworkBackend>| {
-        let measured = MeasuredBackend::new(backend, metrics.clone());
-        // The fence is outermost: a refused write is not counted as sent.
-        let fenced = FencedBackend::new(Arc::new(measured), fence.clone());
-        Engine::new(
-            Arc::new(fenced),
-            EngineConfig {
-                concurrency: t.member_concurrency.max(1),
-                target_timeout: t.target_timeout,
-                ..EngineConfig::default()
-            },
-        )
-    };
-    let engines = BTreeMap::from([
-        (
-            BackendKind::Skupper,
-            engine(Arc::new(SkupperBackend::new(registry.clone()))),
-        ),
-        (
-            BackendKind::Submariner,
-            engine(Arc::new(SubmarinerBackend::new(registry.clone()))),
-        ),
-        // SD-WAN networks reach their controller with the token in their Secret on the hub.
-        (
-            BackendKind::SdWan,
-            engine(Arc::new(SdwanBackend::new(Arc::new(
-                HubAccessResolver::new(hub.clone()),
-            )))),
-        ),
-    ]);
-    let mut ctx = Context::new(hub.clone(), registry, engines);
-    ctx.hub_stores = Some(caches.hub.clone());
-    ctx.recorder = Some(Recorder::new(
+    let backends = measured_backends(hub, &registry, metrics);
+    let mut ctx = Context::new(
         hub.clone(),
-        Reporter {
-            controller: CONTROLLER_NAME.to_owned(),
-            instance: Some(settings.identity.clone()),
-        },
-    ));
+        registry,
+        fenced_engines(&backends, fence, &settings.tuning),
+    );
+    ctx.hub_stores = Some(caches.hub.clone());
+    ctx.recorder = Some(recorder(hub, settings));
+    let t = &settings.tuning;
     ctx.timing = Timing {
         progressing: t.requeue_progressing,
         converged: t.requeue_converged,
@@ -146,6 +138,69 @@ pub fn core_context(
         credential_warning: t.credential_warning,
     };
     ctx
+}
+
+/// One backend per served kind, measured (not fenced yet: [`fenced_engines`] does that, per
+/// fence).
+pub(crate) fn measured_backends(
+    hub: &Client,
+    registry: &Arc<MemberRegistry>,
+    metrics: &Metrics,
+) -> BTreeMap<BackendKind, Arc<dyn NetworkBackend>> {
+    let measured = |backend: Arc<dyn NetworkBackend>| -> Arc<dyn NetworkBackend> {
+        Arc::new(MeasuredBackend::new(backend, metrics.clone()))
+    };
+    BTreeMap::from([
+        (
+            BackendKind::Skupper,
+            measured(Arc::new(SkupperBackend::new(registry.clone()))),
+        ),
+        (
+            BackendKind::Submariner,
+            measured(Arc::new(SubmarinerBackend::new(registry.clone()))),
+        ),
+        // SD-WAN networks reach their controller with the token in their Secret on the hub.
+        (
+            BackendKind::SdWan,
+            measured(Arc::new(SdwanBackend::new(Arc::new(
+                HubAccessResolver::new(hub.clone()),
+            )))),
+        ),
+    ])
+}
+
+/// One engine per backend, its writes fenced on `fence`.
+pub(crate) fn fenced_engines(
+    backends: &BTreeMap<BackendKind, Arc<dyn NetworkBackend>>,
+    fence: &Fence,
+    t: &Tuning,
+) -> BTreeMap<BackendKind, Engine> {
+    backends
+        .iter()
+        .map(|(kind, backend)| {
+            // The fence is outermost: a refused write is not counted as sent.
+            let fenced = FencedBackend::new(backend.clone(), fence.clone());
+            let engine = Engine::new(
+                Arc::new(fenced),
+                EngineConfig {
+                    concurrency: t.member_concurrency.max(1),
+                    target_timeout: t.target_timeout,
+                    ..EngineConfig::default()
+                },
+            );
+            (*kind, engine)
+        })
+        .collect()
+}
+
+pub(crate) fn recorder(hub: &Client, settings: &ControllerSettings) -> Recorder {
+    Recorder::new(
+        hub.clone(),
+        Reporter {
+            controller: CONTROLLER_NAME.to_owned(),
+            instance: Some(settings.identity.clone()),
+        },
+    )
 }
 
 /// What each served backend owns in members (its kinds) and the fixed namespaces it writes
@@ -184,8 +239,13 @@ async fn reconcile_network_measured(
     net: Arc<FederatedNetwork>,
     ctx: Arc<OperatorContext>,
 ) -> Result<Action, ControllerError> {
+    let route = ctx
+        .route(|count| network_shard(&net.namespace().unwrap_or_default(), &net.name_any(), count));
+    if matches!(route, Route::Elsewhere) {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
-    let result = reconcile_network(net, ctx.core.clone()).await;
+    let result = routed(route, |core| reconcile_network(net, core)).await;
     ctx.metrics.observe_reconcile(
         "FederatedNetwork",
         started.elapsed(),
@@ -206,8 +266,12 @@ async fn reconcile_member_measured(
     member: Arc<MemberCluster>,
     ctx: Arc<OperatorContext>,
 ) -> Result<Action, ControllerError> {
+    let route = ctx.route(|count| member_shard(&member.name_any(), count));
+    if matches!(route, Route::Elsewhere) {
+        return Ok(Action::await_change());
+    }
     let started = Instant::now();
-    let result = reconcile_member(member, ctx.core.clone()).await;
+    let result = routed(route, |core| reconcile_member(member, core)).await;
     ctx.metrics.observe_reconcile(
         "MemberCluster",
         started.elapsed(),
@@ -239,6 +303,9 @@ pub struct ControllerRun {
     pub synced: watch::Sender<bool>,
     /// Cancelled to stop.
     pub shutdown: CancellationToken,
+    /// Set when replicas are sharded: then `hub` and `fence` never write (the fence stays
+    /// shut), and each shard's work goes through its own fenced client.
+    pub shards: Option<ShardRouting>,
 }
 
 /// Runs both controllers and the member watches until `shutdown` is cancelled; then lets
@@ -252,6 +319,7 @@ pub async fn run(run: ControllerRun) {
         fence,
         synced,
         shutdown,
+        shards,
     } = run;
     let t = &settings.tuning;
     let controller_config = ControllerConfig::default()
@@ -291,9 +359,12 @@ pub async fn run(run: ControllerRun) {
     // Claims are checked against every namespace's networks: serving one namespace, the
     // controller's store lacks the others, so they get a watch of their own where RBAC lets
     // this operator watch them (else only its own namespace's are known, as a list would be).
+    // Sharded, the controllers' hub client writes only within a shard: ask with the
+    // registry's (unfenced) one; the review writes nothing.
+    let registry_hub = shards.as_ref().map_or(&hub, |s| &s.registry_hub).clone();
     let watch_all = match &settings.namespace {
         None => false,
-        Some(_) => may_watch_all_networks(&hub).await,
+        Some(_) => may_watch_all_networks(&registry_hub).await,
     };
     let (claims, claims_watch) = match watch_all {
         false => (networks.clone(), None),
@@ -322,17 +393,35 @@ pub async fn run(run: ControllerRun) {
         },
         members: Arc::new(MemberCache::new()),
     };
-    let core = Arc::new(core_context(&hub, &settings, &metrics, &fence, &caches));
+    let base = core_context_with(&hub, &registry_hub, &settings, &metrics, &fence, &caches);
+    let shards = shards.map(|routing| shard_contexts(&base, routing, &settings, &metrics));
+    let acquired = shards
+        .as_ref()
+        .map(|s| (s.routing.owned.clone(), s.routing.count));
+    let core = Arc::new(base);
     let registry = core.registry.clone();
     let ctx = Arc::new(OperatorContext {
         core,
         metrics: metrics.clone(),
+        shards,
     });
 
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::unbounded_channel();
     let member_triggers = futures::stream::unfold(trigger_rx, |mut rx| async move {
         rx.recv().await.map(|r| (r, rx))
     });
+    // Sharded: a shard's networks are reconciled as soon as it is acquired.
+    let member_triggers = match acquired.clone() {
+        Some((owned, count)) => futures::stream::select(
+            member_triggers,
+            on_acquired(owned, networks.clone(), move |n: &FederatedNetwork| {
+                network_shard(&n.namespace().unwrap_or_default(), &n.name_any(), count)
+            })
+            .boxed(),
+        )
+        .boxed(),
+        None => member_triggers.boxed(),
+    };
     let users_of = networks.clone();
     let network_controller = Controller::for_stream(network_stream, networks.clone())
         .with_config(controller_config.clone())
@@ -364,7 +453,16 @@ pub async fn run(run: ControllerRun) {
             }
         });
 
+    // Sharded: a shard's members are probed as soon as it is acquired.
+    let member_acquired = match acquired {
+        Some((owned, count)) => on_acquired(owned, members.clone(), move |m: &MemberCluster| {
+            member_shard(&m.name_any(), count)
+        })
+        .boxed(),
+        None => futures::stream::empty().boxed(),
+    };
     let member_controller = member_controller
+        .reconcile_on(member_acquired)
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(reconcile_member_measured, member_error_policy, ctx.clone())
         .for_each(|result| async move {

@@ -3,7 +3,9 @@
 //! - `/healthz`: 200 while the process serves requests.
 //! - `/readyz`: 200 when the controllers' caches are synced, or, with leader election on,
 //!   while this replica stands by (a standby is healthy and ready to take over); 503 while
-//!   a leader's caches fill and once shutdown began.
+//!   a leader's caches fill and once shutdown began. A sharded replica runs its controllers
+//!   all the time: it is ready once its caches are synced, whether it holds shards or none
+//!   (a standby for the others' shards), since only then does it join the shard ring.
 //! - `/metrics`: Prometheus text format.
 
 use crate::metrics::Metrics;
@@ -24,6 +26,7 @@ use tracing::info;
 #[derive(Debug)]
 pub struct Health {
     leader_election: bool,
+    sharded: bool,
     leading: AtomicBool,
     synced: AtomicBool,
     stopping: AtomicBool,
@@ -34,6 +37,18 @@ impl Health {
     pub fn new(leader_election: bool) -> Arc<Self> {
         Arc::new(Self {
             leader_election,
+            sharded: false,
+            leading: AtomicBool::new(false),
+            synced: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Fresh state of a sharded replica: not synced.
+    pub fn sharded() -> Arc<Self> {
+        Arc::new(Self {
+            leader_election: true,
+            sharded: true,
             leading: AtomicBool::new(false),
             synced: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -59,6 +74,13 @@ impl Health {
     pub fn readiness(&self) -> (bool, &'static str) {
         if self.stopping.load(Ordering::SeqCst) {
             return (false, "shutting down");
+        }
+        if self.sharded {
+            return if self.synced.load(Ordering::SeqCst) {
+                (true, "serving its shards")
+            } else {
+                (false, "caches not synced")
+            };
         }
         let leading = self.leading.load(Ordering::SeqCst);
         if self.leader_election && !leading {
@@ -172,5 +194,12 @@ mod tests {
         assert!(!single.readiness().0);
         single.set_synced(true);
         assert_eq!(single.readiness(), (true, "running"));
+        // A sharded replica is ready once synced, with or without shards.
+        let sharded = Health::sharded();
+        assert!(!sharded.readiness().0);
+        sharded.set_synced(true);
+        assert_eq!(sharded.readiness(), (true, "serving its shards"));
+        sharded.set_stopping();
+        assert!(!sharded.readiness().0);
     }
 }

@@ -71,6 +71,34 @@ pub fn hub_client(
     })
 }
 
+/// A client that sends through `base` (its connections, its request counting, its
+/// User-Agent) with its writes fenced on `fence`. Sharded replicas have one per shard; they
+/// share `base`'s connections instead of opening their own.
+pub fn fenced_view(base: &Client, fence: &Fence) -> Client {
+    let service = FenceLayer::new(fence.clone()).layer(Through(base.clone()));
+    Client::new(service, base.default_namespace().to_owned())
+}
+
+/// A client as a `tower` service: requests go out through it. Its future is lazy (nothing
+/// is sent before the first poll), which [`FenceLayer`] relies on.
+#[derive(Clone)]
+struct Through(Client);
+
+impl Service<http::Request<kube::client::Body>> for Through {
+    type Response = http::Response<kube::client::Body>;
+    type Error = kube::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, kube::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<kube::client::Body>) -> Self::Future {
+        let client = self.0.clone();
+        Box::pin(async move { client.send(request).await })
+    }
+}
+
 /// The resource a request path addresses (`leases`, `federatednetworks`, ...), with
 /// subresources as `<resource>/<subresource>` (`federatednetworks/status`); `""` for paths
 /// that are not resources (discovery, `/version`). Names never appear: they are unbounded.

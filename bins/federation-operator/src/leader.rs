@@ -287,7 +287,7 @@ impl LeaderElector {
 
 /// The retry period plus up to 20 % (as client-go's jitter), so candidates do not
 /// move in lockstep.
-fn jittered(period: Duration) -> Duration {
+pub(crate) fn jittered(period: Duration) -> Duration {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

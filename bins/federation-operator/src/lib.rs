@@ -14,6 +14,12 @@
 //! instant until which this replica's leadership is valid has passed. A standby only reads
 //! the Lease.
 //!
+//! # Sharded replicas
+//! With `--shards N` (N > 1) every replica runs the controllers, and each network and member
+//! probe is handled only by the replica holding its shard's Lease, its writes fenced on that
+//! Lease ([`shard`], run by [`sharded`]). `--shards 1`, the default, is the single Lease
+//! above, unchanged.
+//!
 //! # A replica never holds the Lease without working
 //! If the controllers task ends while nothing asked it to (it panicked, or returned), the
 //! operator stops its controllers, releases the Lease and [`run`] returns an error, so the
@@ -29,6 +35,8 @@ pub mod leader;
 pub mod measured_backend;
 pub mod member_watch;
 pub mod metrics;
+pub mod shard;
+pub mod sharded;
 pub mod telemetry;
 
 pub use config::Config;
@@ -72,7 +80,7 @@ pub enum RunError {
 }
 
 impl RunError {
-    fn controllers(ended: Result<(), JoinError>) -> Self {
+    pub(crate) fn controllers(ended: Result<(), JoinError>) -> Self {
         match ended {
             Ok(()) => Self::ControllersReturned,
             Err(e) => Self::ControllersPanicked(e.to_string()),
@@ -113,6 +121,9 @@ pub async fn run_until_with(
     shutdown: CancellationToken,
     controllers: ControllersFn,
 ) -> anyhow::Result<()> {
+    if config.shards > 1 {
+        return sharded::run(config, hub, metrics, shutdown, controllers).await;
+    }
     let identity = config.identity();
     let agent = hub_client::user_agent(&identity);
     let fence = if config.leader_election {
@@ -269,6 +280,7 @@ impl Starter {
             fence: self.fence.clone(),
             synced: synced_tx,
             shutdown: stop,
+            shards: None,
         }))
     }
 }
@@ -285,7 +297,7 @@ fn step_down(metrics: &Metrics, health: &Health) {
 /// Lets running reconciles finish for at most the grace period, and not past the moment
 /// `lost` resolves (leadership lost): writing after that would break "one writer". Returns
 /// the failure if the controllers panicked.
-async fn stop_gracefully(
+pub(crate) async fn stop_gracefully(
     mut running: JoinHandle<()>,
     stop: CancellationToken,
     config: &Config,

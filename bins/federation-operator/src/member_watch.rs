@@ -91,7 +91,7 @@ fn looks_hashed(value: &str) -> bool {
 pub fn network_uses(network: &FederatedNetwork, member: &MemberCluster) -> bool {
     let name = member.name_any();
     let members = &network.spec.members;
-    members.names.iter().any(|m| *m == name)
+    members.names.contains(&name)
         || members
             .selector
             .as_ref()

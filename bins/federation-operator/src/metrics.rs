@@ -69,6 +69,14 @@ pub struct MemberLabels {
     pub member: String,
 }
 
+/// Labels of the shard move counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShardMoveLabels {
+    /// `acquired`, `released` (handed to the replica that should own it) or `lost` (not
+    /// renewed in time, or taken).
+    pub change: String,
+}
+
 /// The caches the scrape-time gauges read; set while controllers run.
 #[derive(Default)]
 struct Caches {
@@ -98,6 +106,10 @@ pub struct Metrics {
     pub leader: Gauge,
     /// 1 once the controllers' caches are synced, else 0.
     pub caches_synced: Gauge,
+    /// Shards this replica holds (sharded mode; 0 otherwise).
+    pub shards_held: Gauge,
+    /// Shards this replica acquired, released or lost.
+    pub shard_moves: Family<ShardMoveLabels, Counter>,
     caches: Arc<RwLock<Caches>>,
 }
 
@@ -127,6 +139,8 @@ impl Metrics {
         let member_watch_events = Family::<MemberLabels, Counter>::default();
         let leader = Gauge::default();
         let caches_synced = Gauge::default();
+        let shards_held = Gauge::default();
+        let shard_moves = Family::<ShardMoveLabels, Counter>::default();
         let caches = Arc::new(RwLock::new(Caches::default()));
         registry.register(
             "reconciles",
@@ -173,6 +187,16 @@ impl Metrics {
             "1 once the controllers' caches are synced",
             caches_synced.clone(),
         );
+        registry.register(
+            "shards_held",
+            "Shards this replica holds (sharded replicas only)",
+            shards_held.clone(),
+        );
+        registry.register(
+            "shard_moves",
+            "Shards this replica acquired, released to their new owner, or lost",
+            shard_moves.clone(),
+        );
         registry.register_collector(Box::new(StatusCollector {
             caches: caches.clone(),
         }));
@@ -187,6 +211,8 @@ impl Metrics {
             member_watch_events,
             leader,
             caches_synced,
+            shards_held,
+            shard_moves,
             caches,
         }
     }
@@ -213,6 +239,15 @@ impl Metrics {
                 })
                 .inc();
         }
+    }
+
+    /// Counts `n` shard moves of one kind (`acquired`, `released`, `lost`).
+    pub fn count_shard_moves(&self, change: &str, n: usize) {
+        self.shard_moves
+            .get_or_create(&ShardMoveLabels {
+                change: change.to_owned(),
+            })
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
     /// Lets the scrape-time gauges read these caches (or none, when controllers stop).
