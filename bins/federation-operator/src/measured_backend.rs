@@ -37,7 +37,7 @@ impl MeasuredBackend {
         };
         // Per-target durations for `make bench-e2e`'s critical path.
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        debug!(%target, operation, objects, elapsed_ms, outcome, "backend call");
+        debug!(on = %target, operation, objects, elapsed_ms, outcome, "backend call");
         self.metrics
             .backend_operations
             .get_or_create(&BackendLabels {

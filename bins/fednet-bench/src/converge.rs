@@ -51,6 +51,8 @@ pub struct Rest {
     pub hub: Requests,
     /// Each member's API server.
     pub members: Vec<Requests>,
+    /// Network passes the operator ran within the window.
+    pub passes: usize,
 }
 
 /// What one size's run measured.
@@ -140,11 +142,10 @@ pub async fn run(spec: &SizeRun) -> anyhow::Result<SizeResult> {
     }
 
     let rest = match (spec.rest_window, to_ready) {
-        (Some(window), Some(_)) => Some(measure_rest(&mut env, window).await?),
+        (Some(window), Some(_)) => Some(measure_rest(&env, &operator, window).await?),
         _ => None,
     };
     let failover = if spec.failover && to_ready.is_some() {
-        env.start_double();
         let hubs = scenario::hubs(&members);
         Some(failover::measure(&env, &hubs, spec.timeout).await?)
     } else {
@@ -171,10 +172,15 @@ fn audit_log(cluster: &Cluster) -> anyhow::Result<&Path> {
         .ok_or_else(|| anyhow::anyhow!("{} has no audit log", cluster.name()))
 }
 
-/// Stops the Skupper double (its writes would trigger passes that are not "at rest"), lets
-/// in-flight passes end, then counts the operator's requests per API server over `window`.
-async fn measure_rest(env: &mut FedEnv, window: Duration) -> anyhow::Result<Rest> {
-    env.stop_double();
+/// Lets in-flight passes end, then counts the operator's requests per API server over
+/// `window`, and its network passes. The Skupper double keeps running (it writes nothing
+/// while nothing changes, and its requests are not the operator's): restarting it would give
+/// every site a new CA and break the links a failover run measures next.
+async fn measure_rest(
+    env: &FedEnv,
+    operator: &OperatorProcess,
+    window: Duration,
+) -> anyhow::Result<Rest> {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let from = Timestamp::now();
     tokio::time::sleep(window).await;
@@ -196,9 +202,16 @@ async fn measure_rest(env: &mut FedEnv, window: Duration) -> anyhow::Result<Rest
             to,
         ));
     }
+    let log = std::fs::read_to_string(operator.log()).unwrap_or_default();
+    let passes = timeline::parse(&log)
+        .passes
+        .iter()
+        .filter(|p| p.end >= from && p.end < to)
+        .count();
     Ok(Rest {
         window,
         hub,
         members,
+        passes,
     })
 }

@@ -128,7 +128,7 @@ pub fn convergence(results: &[SizeResult]) -> Table {
             "waiting on member status",
             "requeue timers",
             "to first pass",
-            "slowest target call",
+            "busiest target in a pass",
             "objects written",
             "operator VmHWM / VmRSS",
             "load 1 min (before/after)",
@@ -146,9 +146,9 @@ pub fn convergence(results: &[SizeResult]) -> Table {
             secs(cp.waiting_on_members),
             secs(cp.waiting_on_requeue),
             secs(cp.to_first_pass),
-            cp.slowest_call.as_ref().map_or_else(
+            cp.busiest_target.as_ref().map_or_else(
                 || "-".to_owned(),
-                |(op, target, d)| format!("{op} {target} {}", secs(*d)),
+                |(target, n, d)| format!("{target}: {n} objects, {}", secs(*d)),
             ),
             cp.objects_written.to_string(),
             format!("{} / {}", mib(r.memory.hwm_kib), mib(r.memory.rss_kib)),
@@ -212,16 +212,15 @@ pub fn rest(results: &[SizeResult]) -> Table {
             "non-resource (probe)",
             "writes",
             "Lease",
+            "network passes in window",
         ],
     );
     for r in results {
         let Some(rest) = &r.rest else { continue };
         let window = rest.window.as_secs_f64();
-        t.row(rest_row(
-            &format!("hub ({} members)", r.members),
-            &rest.hub,
-            window,
-        ));
+        let mut hub = rest_row(&format!("hub ({} members)", r.members), &rest.hub, window);
+        hub.push(rest.passes.to_string());
+        t.row(hub);
         let mut total = Requests::default();
         for m in &rest.members {
             total.add(m);
@@ -245,8 +244,9 @@ pub fn rest(results: &[SizeResult]) -> Table {
     }
     t.note(
         "Counted from each API server's audit log (every request, Metadata level) over the \
-         window, requests whose User-Agent starts with fednet-operator/; the Skupper double is \
-         stopped 10 s before the window so nothing changes. Watches that stay open are not \
+         window (starting 10 s after Ready), requests whose User-Agent starts with \
+         fednet-operator/; the Skupper double keeps running (the passes column shows \
+         whether anything triggered the operator). Watches that stay open are not \
          requests; a watch re-established in the window counts once.",
     );
     t

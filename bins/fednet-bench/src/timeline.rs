@@ -90,7 +90,7 @@ pub fn parse(log: &str) -> Timeline {
             }),
             "backend call" => out.calls.push(Call {
                 end: at,
-                target: v["target"].as_str().unwrap_or_default().to_owned(),
+                target: v["on"].as_str().unwrap_or_default().to_owned(),
                 operation: v["operation"].as_str().unwrap_or_default().to_owned(),
                 objects: v["objects"].as_u64().unwrap_or(0),
                 elapsed: millis(&v["elapsed_ms"]),
@@ -122,6 +122,9 @@ pub struct CriticalPath {
     pub after_last_pass: Duration,
     /// The slowest single backend call: (operation, target, duration).
     pub slowest_call: Option<(String, String, Duration)>,
+    /// The target that spent longest in writes within one pass (objects are written one by
+    /// one per target): (target, objects, time in apply and delete calls).
+    pub busiest_target: Option<(String, u64, Duration)>,
     /// Objects written (applied or deleted).
     pub objects_written: u64,
     /// The requeues the passes asked for, distinct, in order of first appearance.
@@ -168,6 +171,28 @@ impl Timeline {
         if let Some(last) = passes.last() {
             out.after_last_pass = span(last.end, ready);
         }
+        for p in &passes {
+            let mut per_target: std::collections::BTreeMap<&str, (u64, Duration)> =
+                std::collections::BTreeMap::new();
+            for c in self
+                .calls
+                .iter()
+                .filter(|c| c.operation != "observe" && c.end >= p.start() && c.end <= p.end)
+            {
+                let entry = per_target.entry(c.target.as_str()).or_default();
+                entry.0 += c.objects;
+                entry.1 += c.elapsed;
+            }
+            for (target, (objects, time)) in per_target {
+                if out
+                    .busiest_target
+                    .as_ref()
+                    .is_none_or(|(_, _, d)| time > *d)
+                {
+                    out.busiest_target = Some((target.to_owned(), objects, time));
+                }
+            }
+        }
         let window_start = first.start();
         for c in self
             .calls
@@ -199,10 +224,19 @@ impl CriticalPath {
             .map_or_else(String::new, |(op, t, d)| {
                 format!("; slowest call {op} {t} {}", s(*d))
             });
+        let busiest = self
+            .busiest_target
+            .as_ref()
+            .map_or_else(String::new, |(t, n, d)| {
+                format!(
+                    "; busiest target in one pass {t}: {n} objects written in {}",
+                    s(*d)
+                )
+            });
         format!(
             "{} passes, {} in passes (longest {}), {} to the first pass, {} between passes \
              waiting on member status, {} on requeue timers, {} after the last pass; requeues {}; \
-             {} objects written{slowest}",
+             {} objects written{slowest}{busiest}",
             self.passes,
             s(self.in_passes),
             s(self.longest_pass),
@@ -246,12 +280,12 @@ mod tests {
             line(
                 "2026-01-01T00:00:00.900Z",
                 "backend call",
-                serde_json::json!({"target": "Member(east)", "operation": "apply", "objects": 3, "elapsed_ms": 300}),
+                serde_json::json!({"on": "Member(east)", "operation": "apply", "objects": 3, "elapsed_ms": 300}),
             ),
             line(
                 "2026-01-01T00:00:00.700Z",
                 "backend call",
-                serde_json::json!({"target": "Member(west)", "operation": "observe", "objects": 0, "elapsed_ms": 100}),
+                serde_json::json!({"on": "Member(west)", "operation": "observe", "objects": 0, "elapsed_ms": 100}),
             ),
             // A member change at 1.5 s: the gap until the second pass waited on members.
             line(
@@ -306,6 +340,11 @@ mod tests {
             ))
         );
         assert_eq!(cp.requeues, vec!["3s".to_owned(), "error".to_owned()]);
+        // The apply on east ended within the first pass (0.5 s to 1.0 s).
+        assert_eq!(
+            cp.busiest_target,
+            Some(("Member(east)".into(), 3, Duration::from_millis(300)))
+        );
         assert!(cp.summary().starts_with("4 passes, 2.0 s in passes"));
     }
 
