@@ -42,6 +42,31 @@ pub fn reset_own_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
+/// The start of a phase whose peak memory is wanted: the peak mark is reset and the
+/// resident size noted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PhaseMark {
+    start_rss_kib: u64,
+}
+
+impl PhaseMark {
+    /// Resets this process's peak and notes its resident size.
+    pub fn begin() -> Self {
+        reset_own_peak();
+        Self {
+            start_rss_kib: own_memory().rss_kib.unwrap_or(0),
+        }
+    }
+
+    /// The peak resident KiB since [`Self::begin`], and how far it rose above the resident
+    /// size at the start (memory freed earlier and kept by the allocator is reused first, so
+    /// the rise is what the phase needed beyond it).
+    pub fn end(&self) -> (u64, u64) {
+        let peak = own_memory().hwm_kib.unwrap_or(0);
+        (peak, peak.saturating_sub(self.start_rss_kib))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +90,21 @@ mod tests {
         let now = own_memory();
         let (rss, hwm) = (now.rss_kib.unwrap(), now.hwm_kib.unwrap());
         assert!(rss > 0 && hwm >= rss, "{now:?}");
+    }
+
+    #[test]
+    fn a_phase_that_allocates_shows_its_rise() {
+        let mark = PhaseMark::begin();
+        // 64 MiB, touched so it is resident.
+        let block = vec![1u8; 64 << 20];
+        let (peak, rise) = mark.end();
+        assert!(
+            std::hint::black_box(&block)
+                .iter()
+                .step_by(4096)
+                .all(|b| *b == 1)
+        );
+        assert!(rise >= 60 << 10, "peak {peak} KiB, rise {rise} KiB");
+        assert!(peak >= rise);
     }
 }

@@ -42,12 +42,26 @@ fn machine() -> String {
 impl Report {
     /// A report written to `settings.out`; finds (or builds) the operator binary first.
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let bin = operator_binary()?;
-        let profile = if bin.components().any(|c| c.as_os_str() == "release") {
-            "release build"
+        use crate::settings::Part;
+        let e2e = [Part::Converge, Part::Rest, Part::Failover, Part::Memory]
+            .iter()
+            .any(|p| settings.runs(*p));
+        // The simulation alone needs no operator binary (and must not build one).
+        let operator = if e2e {
+            let bin = operator_binary()?;
+            let profile = if bin.components().any(|c| c.as_os_str() == "release") {
+                "release build"
+            } else {
+                "debug build (set FEDNET_OPERATOR_BIN to a release build for figures to publish)"
+            };
+            format!("operator binary: {} ({profile})", bin.display())
         } else {
-            "debug build (set FEDNET_OPERATOR_BIN to a release build for figures to publish)"
+            "operator binary: not used (simulation only)".to_owned()
         };
+        let bench_env: Vec<String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("BENCH_"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let header = vec![
             format!(
                 "fednet-bench, {} UTC, {}, load average at start {:.2}",
@@ -55,9 +69,10 @@ impl Report {
                 machine(),
                 load_average()
             ),
-            format!("operator binary: {} ({profile})", bin.display()),
+            operator,
             format!(
-                "command: {}",
+                "command: {} {}",
+                bench_env.join(" "),
                 std::env::args().collect::<Vec<_>>().join(" ")
             ),
             format!(
@@ -346,7 +361,7 @@ pub fn simulation(size: Size, sim: &Simulation) -> Table {
             "converged pass, all networks",
             "converged pass, per shard (mean)",
             "slowest network: first / converged",
-            "peak RSS in phase",
+            "peak RSS in phase (rise in phase)",
         ],
     );
     let mut first = crate::simulate::Phases::default();
@@ -367,7 +382,11 @@ pub fn simulation(size: Size, sim: &Simulation) -> Table {
                 secs3(sim.slowest_first.time[i]),
                 secs3(sim.slowest_network.time[i])
             ),
-            mib(Some(first.peak_kib[i].max(converged.peak_kib[i]))),
+            format!(
+                "{} ({})",
+                mib(Some(first.peak_kib[i].max(converged.peak_kib[i]))),
+                mib(Some(first.rise_kib[i].max(converged.rise_kib[i])))
+            ),
         ]);
     }
     t.row(vec![

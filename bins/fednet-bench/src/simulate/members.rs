@@ -5,7 +5,7 @@
 //! the controller double, without any I/O. It also times the pure calls of each pass
 //! ([`PassClock`]) and resets the peak-memory mark between phases.
 
-use crate::procfs;
+use crate::procfs::PhaseMark;
 use async_trait::async_trait;
 use federation_core::api::{BackendKind, NETWORK_LABEL};
 use federation_core::backend::{
@@ -31,12 +31,15 @@ pub struct PassClock {
     render_started: Option<Instant>,
     assess_started: Option<Instant>,
     assess_ended: Option<Instant>,
-    /// Peak resident KiB while observing (from the pass start to render).
-    pub observe_peak: Option<u64>,
-    /// Peak resident KiB while rendering.
-    pub render_peak: Option<u64>,
-    /// Peak resident KiB while assessing.
-    pub assess_peak: Option<u64>,
+    mark: PhaseMark,
+    /// (peak, rise) resident KiB while observing (from the pass start to render).
+    pub observe_peak: (u64, u64),
+    /// (peak, rise) resident KiB while rendering.
+    pub render_peak: (u64, u64),
+    /// (peak, rise) resident KiB while assessing.
+    pub assess_peak: (u64, u64),
+    /// Where the write phase's peak is measured from.
+    pub write_mark: PhaseMark,
 }
 
 impl PassClock {
@@ -161,8 +164,8 @@ impl SimulatedMembers {
 
     /// Starts timing a pass (and resets the peak-memory mark).
     pub fn start_pass(&self) {
-        procfs::reset_own_peak();
         *lock(&self.clock) = PassClock {
+            mark: PhaseMark::begin(),
             started: Some(Instant::now()),
             ..PassClock::default()
         };
@@ -212,14 +215,14 @@ impl NetworkBackend for SimulatedMembers {
     ) -> Result<DesiredState, BackendError> {
         {
             let mut c = lock(&self.clock);
-            c.observe_peak = procfs::own_memory().hwm_kib;
-            procfs::reset_own_peak();
+            c.observe_peak = c.mark.end();
+            c.mark = PhaseMark::begin();
             c.render_started = Some(Instant::now());
         }
         let out = self.pure.render(plan, observed);
         let mut c = lock(&self.clock);
-        c.render_peak = procfs::own_memory().hwm_kib;
-        procfs::reset_own_peak();
+        c.render_peak = c.mark.end();
+        c.mark = PhaseMark::begin();
         c.assess_started = Some(Instant::now());
         out
     }
@@ -227,8 +230,8 @@ impl NetworkBackend for SimulatedMembers {
     fn assess(&self, plan: &NetworkPlan, observed: &BTreeMap<Target, Observed>) -> Health {
         let out = self.pure.assess(plan, observed);
         let mut c = lock(&self.clock);
-        c.assess_peak = procfs::own_memory().hwm_kib;
-        procfs::reset_own_peak();
+        c.assess_peak = c.mark.end();
+        c.write_mark = PhaseMark::begin();
         c.assess_ended = Some(Instant::now());
         out
     }

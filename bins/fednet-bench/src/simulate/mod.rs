@@ -14,7 +14,7 @@
 
 pub mod members;
 
-use crate::procfs;
+use crate::procfs::{self, PhaseMark};
 use federation_core::api::{FederatedNetwork, FederatedService, MemberCluster};
 use federation_core::backend::{NetworkBackend, Target};
 use federation_core::cluster::MemberRegistry;
@@ -52,6 +52,9 @@ pub struct Phases {
     pub time: [Duration; 6],
     /// Peak resident KiB of the process per phase (the highest seen).
     pub peak_kib: [u64; 6],
+    /// How far the resident size rose above its level at the phase's start (the highest
+    /// seen): what the phase needed beyond memory already held.
+    pub rise_kib: [u64; 6],
 }
 
 impl Phases {
@@ -60,6 +63,7 @@ impl Phases {
         for i in 0..PHASES.len() {
             self.time[i] += other.time[i];
             self.peak_kib[i] = self.peak_kib[i].max(other.peak_kib[i]);
+            self.rise_kib[i] = self.rise_kib[i].max(other.rise_kib[i]);
         }
     }
 
@@ -165,10 +169,6 @@ pub fn hub_objects(
     Ok((members, nets, services))
 }
 
-fn peak() -> u64 {
-    procfs::own_memory().hwm_kib.unwrap_or(0)
-}
-
 /// Runs the simulation.
 pub async fn run(size: Size) -> anyhow::Result<Simulation> {
     let started = Instant::now();
@@ -196,7 +196,7 @@ pub async fn run(size: Size) -> anyhow::Result<Simulation> {
         let mut planned_members = 0;
         for _ in 0..MAX_PASSES {
             let mut phases = Phases::default();
-            procfs::reset_own_peak();
+            let mark = PhaseMark::begin();
             let t = Instant::now();
             let planned = plan(PlanInput {
                 network: net,
@@ -206,7 +206,7 @@ pub async fn run(size: Size) -> anyhow::Result<Simulation> {
             })
             .map_err(|e| anyhow::anyhow!("planning {}: {e}", network_name(i)))?;
             phases.time[0] = t.elapsed();
-            phases.peak_kib[0] = peak();
+            (phases.peak_kib[0], phases.rise_kib[0]) = mark.end();
             planned_services = planned.services.len();
             planned_members = planned.members.len();
             let recorded: BTreeSet<Target> = sim.targets(&planned);
@@ -219,12 +219,12 @@ pub async fn run(size: Size) -> anyhow::Result<Simulation> {
             phases.time[2] = clock.render();
             phases.time[3] = clock.assess();
             phases.time[4] = clock.write(ended);
-            phases.peak_kib[1] = clock.observe_peak.unwrap_or(0);
-            phases.peak_kib[2] = clock.render_peak.unwrap_or(0);
-            phases.peak_kib[3] = clock.assess_peak.unwrap_or(0);
-            phases.peak_kib[4] = peak();
+            (phases.peak_kib[1], phases.rise_kib[1]) = clock.observe_peak;
+            (phases.peak_kib[2], phases.rise_kib[2]) = clock.render_peak;
+            (phases.peak_kib[3], phases.rise_kib[3]) = clock.assess_peak;
+            (phases.peak_kib[4], phases.rise_kib[4]) = clock.write_mark.end();
 
-            procfs::reset_own_peak();
+            let mark = PhaseMark::begin();
             let t = Instant::now();
             let now = Timestamp::now();
             let status = network_status(
@@ -246,7 +246,7 @@ pub async fn run(size: Size) -> anyhow::Result<Simulation> {
             }
             previous = Some(status);
             phases.time[5] = t.elapsed();
-            phases.peak_kib[5] = peak();
+            (phases.peak_kib[5], phases.rise_kib[5]) = mark.end();
 
             shard.passes += 1;
             if first.is_none() {
@@ -258,6 +258,17 @@ pub async fn run(size: Size) -> anyhow::Result<Simulation> {
             }
         }
         let first = first.unwrap_or_default();
+        eprintln!(
+            "[bench] simulated network {}/{}: {planned_members} members, {planned_services} services, {} objects; first pass {:.2} s, converged pass {}",
+            i + 1,
+            networks.len(),
+            sim.object_count(),
+            first.total().as_secs_f64(),
+            converged.as_ref().map_or_else(
+                || "none".to_owned(),
+                |c| format!("{:.2} s", c.total().as_secs_f64())
+            )
+        );
         shard.networks += 1;
         shard.members += planned_members;
         shard.services += planned_services;
