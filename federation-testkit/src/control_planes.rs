@@ -288,8 +288,7 @@ impl ControlPlanesBuilder {
         };
         let audit_policy = if let Some(policy) = policy {
             let path = dir.join("audit-policy.yaml");
-            std::fs::write(&path, policy)
-                .map_err(|e| Error::io("write", &path, e))?;
+            std::fs::write(&path, policy).map_err(|e| Error::io("write", &path, e))?;
             Some(path)
         } else {
             None

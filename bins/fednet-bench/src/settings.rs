@@ -78,9 +78,9 @@ pub struct Settings {
     /// Shards the simulated networks are spread over.
     #[arg(long, env = "BENCH_SIM_SHARDS", default_value_t = 8)]
     pub sim_shards: usize,
-    /// Simulated networks (each member in one; services spread evenly). A network's status
-    /// costs grow with its services squared times its members, so fewer, larger networks
-    /// take far longer (50 members and 500 services: about 2 s per pass on its own).
+    /// Simulated networks (each member in one; services spread evenly). A network's service
+    /// statuses cost (services x members) squared today, so fewer, larger networks take far
+    /// longer (50 members and 500 services: about 2 s per pass on its own).
     #[arg(long, env = "BENCH_SIM_NETWORKS", default_value_t = 1000)]
     pub sim_networks: usize,
     /// How long any network may take to become Ready (or a failover to complete).

@@ -35,7 +35,7 @@ impl Table {
         self.notes.push(note.into());
     }
 
-    fn cell<'a>(row: &'a [String], i: usize) -> &'a str {
+    fn cell(row: &[String], i: usize) -> &str {
         row.get(i).map_or("", String::as_str)
     }
 
