@@ -74,8 +74,9 @@ bench:
 	$(CARGO) bench -p federation-core --bench planner
 
 ## End-to-end benchmark (not part of `make test`): real control planes, the operator's release
-## build with production timings; prints the tables and writes target/bench-e2e.md. Full run
-## about 20-25 minutes on two cores, up to ~7 GiB. Limit it while developing, e.g.
+## build with production timings; prints the tables and writes target/bench-e2e.md. Its parts
+## took 28 + 10 + 6 minutes on the loaded shared 2-core machine (less when idle); up to ~7 GiB.
+## Limit it while developing, e.g.
 ## BENCH_SIZES=3,8 BENCH_SKIP=memory,simulate make bench-e2e (see README, Performance at scale).
 BENCH_TARGET_DIR = $${CARGO_TARGET_DIR:-target}
 bench-e2e: assets
