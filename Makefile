@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all assets submariner-assets tools headscale prism demo test test-scale unit lint fmt crds chart-crds bench example
+.PHONY: all assets submariner-assets tools headscale prism demo test test-scale unit lint fmt crds chart-crds bench bench-e2e example
 
 all: lint test
 
@@ -72,6 +72,16 @@ chart-crds:
 ## Planner benchmarks (criterion).
 bench:
 	$(CARGO) bench -p federation-core --bench planner
+
+## End-to-end benchmark (not part of `make test`): real control planes, the operator's release
+## build with production timings; prints the tables and writes target/bench-e2e.md. Its parts
+## took 28 + 10 + 6 minutes on the loaded shared 2-core machine (less when idle); up to ~7 GiB.
+## Limit it while developing, e.g.
+## BENCH_SIZES=3,8 BENCH_SKIP=memory,simulate make bench-e2e (see README, Performance at scale).
+BENCH_TARGET_DIR = $${CARGO_TARGET_DIR:-target}
+bench-e2e: assets
+	$(CARGO) build --release -q -p federation-operator -p fednet-bench
+	KUBEBUILDER_ASSETS="$$(hack/envtest/assets.sh 2>/dev/null)" FEDNET_OPERATOR_BIN="$$(realpath $(BENCH_TARGET_DIR)/release/federation-operator)" $(BENCH_TARGET_DIR)/release/fednet-bench
 
 ## Plan the example network offline.
 example:

@@ -5,6 +5,9 @@
 //! `deletecollection`) at the `Metadata` level (no bodies) as JSON lines, in every stage,
 //! including `RequestReceived`, so a request the server received but never answered is there
 //! too. Reads are not recorded: they are many and tests about who wrote what do not need them.
+//! [`ControlPlanesBuilder::audit_all_requests`](crate::ControlPlanesBuilder::audit_all_requests)
+//! records every request instead, reads and watches included, without the `RequestReceived`
+//! stage (for counting requests by verb and client, as `make bench-e2e` does).
 //! [`Cluster::audit_events`](crate::Cluster::audit_events) reads the log back.
 
 use std::path::Path;
@@ -21,6 +24,15 @@ rules:
   - level: Metadata
     verbs: ["create", "update", "patch", "delete", "deletecollection"]
   - level: None
+"#;
+
+/// The audit policy of [`audit_all_requests`](crate::ControlPlanesBuilder::audit_all_requests):
+/// every request at `Metadata`, without the `RequestReceived` stage.
+pub(crate) const ALL_REQUESTS_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+  - level: Metadata
 "#;
 
 /// One audit event (`audit.k8s.io/v1` `Event`), the fields tests use.

@@ -94,7 +94,8 @@ impl Cluster {
     }
 
     /// Where the API server writes its audit log, if the kit was started with
-    /// [`audit_writes`](crate::ControlPlanesBuilder::audit_writes).
+    /// [`audit_writes`](crate::ControlPlanesBuilder::audit_writes) or
+    /// [`audit_all_requests`](crate::ControlPlanesBuilder::audit_all_requests).
     pub fn audit_log(&self) -> Option<&Path> {
         self.audit_log.as_deref()
     }

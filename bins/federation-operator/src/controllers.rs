@@ -245,12 +245,21 @@ async fn reconcile_network_measured(
         return Ok(Action::await_change());
     }
     let started = Instant::now();
+    let network = format!("{}/{}", net.namespace().unwrap_or_default(), net.name_any());
     let result = routed(route, |core| reconcile_network(net, core)).await;
+    let elapsed = started.elapsed();
     ctx.metrics.observe_reconcile(
         "FederatedNetwork",
-        started.elapsed(),
+        elapsed,
         result.as_ref().err().map(ControllerError::metric_label),
     );
+    // One line per pass with its duration and what comes next: `make bench-e2e` reads the
+    // critical path of a convergence off these lines.
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    match &result {
+        Ok(action) => debug!(%network, elapsed_ms, next = ?action, "network pass"),
+        Err(error) => debug!(%network, elapsed_ms, %error, "network pass failed"),
+    }
     result
 }
 

@@ -7,6 +7,8 @@ use federation_core::backend::{
     BackendError, Deletion, DesiredObject, NetworkBackend, ObserveScope, Observed, Target,
 };
 use std::sync::Arc;
+use std::time::Instant;
+use tracing::debug;
 
 /// Wraps a backend; pure calls pass through, effectful ones are counted.
 pub struct MeasuredBackend {
@@ -20,12 +22,22 @@ impl MeasuredBackend {
         Self { inner, metrics }
     }
 
-    fn count<T>(&self, operation: &str, objects: usize, result: &Result<T, BackendError>) {
+    fn count<T>(
+        &self,
+        target: &Target,
+        operation: &str,
+        objects: usize,
+        started: Instant,
+        result: &Result<T, BackendError>,
+    ) {
         let backend = self.inner.kind().to_string();
         let outcome = match result {
             Ok(_) => "ok",
             Err(e) => e.metric_label(),
         };
+        // Per-target durations for `make bench-e2e`'s critical path.
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        debug!(on = %target, operation, objects, elapsed_ms, outcome, "backend call");
         self.metrics
             .backend_operations
             .get_or_create(&BackendLabels {
@@ -56,20 +68,23 @@ impl NetworkBackend for MeasuredBackend {
         target: &Target,
         scope: &ObserveScope,
     ) -> Result<Observed, BackendError> {
+        let started = Instant::now();
         let result = self.inner.observe(target, scope).await;
-        self.count("observe", 0, &result);
+        self.count(target, "observe", 0, started, &result);
         result
     }
 
     async fn apply(&self, target: &Target, objects: &[DesiredObject]) -> Result<(), BackendError> {
+        let started = Instant::now();
         let result = self.inner.apply(target, objects).await;
-        self.count("apply", objects.len(), &result);
+        self.count(target, "apply", objects.len(), started, &result);
         result
     }
 
     async fn delete(&self, target: &Target, objects: &[Deletion]) -> Result<(), BackendError> {
+        let started = Instant::now();
         let result = self.inner.delete(target, objects).await;
-        self.count("delete", objects.len(), &result);
+        self.count(target, "delete", objects.len(), started, &result);
         result
     }
 

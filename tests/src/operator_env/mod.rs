@@ -53,6 +53,14 @@ const FIELD_MANAGER: &str = "fednet-operator-env";
 /// An object in a member: (kind, namespace, name).
 pub type Key = (String, String, String);
 
+/// Which requests the API servers of an environment record in their audit logs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Audit {
+    Off,
+    Writes,
+    AllRequests,
+}
+
 /// A hub (cluster 0) and members (clusters 1..), registered and ready for the operator.
 pub struct FedEnv {
     planes: ControlPlanes,
@@ -64,29 +72,36 @@ impl FedEnv {
     /// Starts `members + 1` control planes (our CRDs on the hub, Skupper's on the members),
     /// creates the namespaces and registers the members on the hub.
     pub async fn start(members: usize) -> anyhow::Result<Self> {
-        Self::start_inner(members, false, true).await
+        Self::start_inner(members, Audit::Off, true).await
     }
 
     /// As [`Self::start`], without registering the members on the hub (for tests of
     /// `fedctl join`, which does it).
     pub async fn start_unregistered(members: usize) -> anyhow::Result<Self> {
-        Self::start_inner(members, false, false).await
+        Self::start_inner(members, Audit::Off, false).await
     }
 
     /// As [`Self::start`], with every API server writing an audit log of write requests
     /// (read with `Cluster::audit_events`).
     pub async fn start_audited(members: usize) -> anyhow::Result<Self> {
-        Self::start_inner(members, true, true).await
+        Self::start_inner(members, Audit::Writes, true).await
     }
 
-    async fn start_inner(members: usize, audit: bool, register: bool) -> anyhow::Result<Self> {
+    /// As [`Self::start`], with every API server writing an audit log of every request,
+    /// reads and watches included (for counting the operator's requests by verb).
+    pub async fn start_audited_all(members: usize) -> anyhow::Result<Self> {
+        Self::start_inner(members, Audit::AllRequests, true).await
+    }
+
+    async fn start_inner(members: usize, audit: Audit, register: bool) -> anyhow::Result<Self> {
         if members < 2 {
             bail!("a hub-and-spoke network needs at least two members");
         }
         let planes = ControlPlanes::builder()
             .clusters(members + 1)
             .name_prefix("fednet")
-            .audit_writes(audit)
+            .audit_writes(audit == Audit::Writes)
+            .audit_all_requests(audit == Audit::AllRequests)
             .start()
             .await
             .context("starting control planes")?;
