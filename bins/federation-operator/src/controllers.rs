@@ -90,23 +90,11 @@ pub struct Caches {
     pub members: Arc<MemberCache>,
 }
 
-/// Builds the core context: member registry (its clients name this replica in their
-/// User-Agent; it reads `MemberCluster`s and their Secrets from `caches`), one engine per
-/// served backend (writes fenced on `fence`, then measured), an Event recorder and the
-/// timings.
-pub fn core_context(
-    hub: &Client,
-    settings: &ControllerSettings,
-    metrics: &Metrics,
-    fence: &Fence,
-    caches: &Caches,
-) -> Context {
-    core_context_with(hub, hub, settings, metrics, fence, caches)
-}
-
-/// [`core_context`] with the member registry on `registry_hub` (sharded replicas: see
-/// [`ShardRouting::registry_hub`]).
-fn core_context_with(
+/// Builds the core context: member registry on `registry_hub` (sharded replicas: see
+/// [`ShardRouting::registry_hub`]; its clients name this replica in their User-Agent; it reads
+/// `MemberCluster`s and their Secrets from `caches`), one engine per served backend (writes
+/// fenced on `fence`, then measured), an Event recorder and the timings.
+fn core_context(
     hub: &Client,
     registry_hub: &Client,
     settings: &ControllerSettings,
@@ -402,7 +390,7 @@ pub async fn run(run: ControllerRun) {
         },
         members: Arc::new(MemberCache::new()),
     };
-    let base = core_context_with(&hub, &registry_hub, &settings, &metrics, &fence, &caches);
+    let base = core_context(&hub, &registry_hub, &settings, &metrics, &fence, &caches);
     let shards = shards.map(|routing| shard_contexts(&base, routing, &settings, &metrics));
     let acquired = shards
         .as_ref()

@@ -47,7 +47,7 @@ use tracing::{debug, info};
 /// Consecutive errors of one watch after which it gets a new client from the registry.
 const ERRORS_BEFORE_RECONNECT: u32 = 5;
 /// How often the hub caches are compared with the running watches.
-pub const RESYNC: Duration = Duration::from_secs(1);
+const RESYNC: Duration = Duration::from_secs(1);
 
 /// The networks an object labelled `fednet.io/network=<value>` belongs to.
 ///

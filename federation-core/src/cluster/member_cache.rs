@@ -328,22 +328,6 @@ impl MemberCache {
         }
         Ok(())
     }
-
-    /// How many objects the cache holds, across members (for metrics).
-    pub fn len(&self) -> usize {
-        self.members
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .flat_map(HashMap::values)
-            .map(|s| s.store.len())
-            .sum()
-    }
-
-    /// Whether the cache holds no object.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Feeds one slot of a [`MemberCache`] from a watch.
